@@ -1,0 +1,243 @@
+"""The ``tripwire`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tripwire.errors import TripwireError
+from tripwire.offline import enforce_offline
+from tripwire.settings import Settings
+
+enforce_offline()
+
+app = typer.Typer(
+    help="Capability triggers for AI-safety evaluations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Validate and inspect trigger policies.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(exc: TripwireError) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _settings(policy: Path | None = None) -> Settings:
+    settings = Settings()
+    if policy is not None:
+        settings.policy = policy
+    return settings
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A Hugging Face checkpoint directory.")],
+    suite: Annotated[Path, typer.Option(help="Suite file (evals/*.yaml).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="torch device; default TRIPWIRE_DEVICE.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="lm-eval batch size.")] = None,
+) -> None:
+    """Score one checkpoint on a suite and print a table (or JSON)."""
+    from tripwire.runner import Runner
+    from tripwire.suites import load_suite
+
+    settings = _settings()
+    try:
+        loaded = load_suite(suite)
+        runner = Runner(
+            device=device or settings.device,
+            batch_size=batch_size or loaded.suite.batch_size or settings.batch_size,
+            allow_pickle=settings.allow_pickle,
+            cache_dir=settings.home / "cache",
+        )
+        with (
+            console.status(f"scoring {checkpoint} on {loaded.name}", spinner="dots")
+            if not as_json
+            else _null()
+        ):
+            result = runner.evaluate(checkpoint, loaded)
+    except TripwireError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    table = Table(title=f"{loaded.name} on {checkpoint}")
+    for column in ("task", "metric", "score", "± stderr", "items", "shots"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for task in result.tasks.values():
+        stderr = f"{100 * task.stderr:.2f}" if task.stderr is not None else "-"
+        table.add_row(
+            task.task,
+            f"{task.metric} ({task.filter})",
+            f"{100 * task.score:.2f}",
+            stderr,
+            str(task.n_items),
+            str(task.num_fewshot),
+        )
+    console.print(table)
+    console.print(
+        f"suite {result.suite_hash[:12]} · lm-eval {result.versions.lm_eval} · "
+        f"transformers {result.versions.transformers} · torch {result.versions.torch} · "
+        f"{result.duration_s:.1f} s"
+    )
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+@app.command()
+def watch(
+    directory: Annotated[list[Path], typer.Argument(help="Folders where checkpoints land.")],
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy file; default TRIPWIRE_POLICY.")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Scan once, wait for the work, and exit.")] = False,
+) -> None:
+    """Discover checkpoints and process them until stopped (Ctrl-C)."""
+    from tripwire.jobs.service import Service
+
+    settings = _settings(policy)
+    try:
+        service = Service(settings, directory)
+    except TripwireError as exc:
+        raise _fail(exc) from None
+    stop = threading.Event()
+    with service:
+        if once:
+            service.watcher.poll_once()
+            service.wait_until_settled()
+        else:
+            console.print(
+                f"watching {', '.join(map(str, directory))} with policy "
+                f"{service.ctx.policy.name} ({service.ctx.policy.content_hash[:12]}); "
+                f"{'embedded worker' if service.embedded else 'broker ' + str(settings.broker_url)}"
+            )
+            try:
+                service.watcher.run(stop, on_scan=service.log_scan)
+            except KeyboardInterrupt:
+                stop.set()
+    _print_status(settings)
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "proxy,deep,control",
+    concurrency: Annotated[int, typer.Option(help="Processes (1 per GPU).")] = 1,
+    pool: Annotated[str, typer.Option(help="Celery pool.")] = "prefork",
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Run a Celery worker on TRIPWIRE_BROKER_URL (Redis in production)."""
+    from tripwire.jobs import tasks
+
+    settings = _settings()
+    if not settings.broker_url:
+        raise _fail(
+            TripwireError(
+                "tripwire worker needs TRIPWIRE_BROKER_URL (e.g. redis://localhost:6379/0); "
+                "without a broker, `tripwire watch` runs its own embedded worker"
+            )
+        )
+    tasks.configure(settings.broker_url)
+    tasks.start_worker(
+        queues=queues.split(","), concurrency=concurrency, pool=pool, loglevel=loglevel
+    )
+
+
+@app.command()
+def status() -> None:
+    """Runs, checkpoints and their state."""
+    _print_status(_settings())
+
+
+def _print_status(settings: Settings) -> None:
+    from tripwire.status import status_tables
+
+    try:
+        for table in status_tables(settings):
+            console.print(table)
+    except TripwireError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def report(
+    out: Annotated[Path | None, typer.Option(help="Folder; default TRIPWIRE_REPORT_DIR.")] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy file; default TRIPWIRE_POLICY.")
+    ] = None,
+) -> None:
+    """Write the report pages for every checkpoint and run."""
+    from tripwire.policy.schema import load_policy
+    from tripwire.reports.build import write_all_reports
+    from tripwire.store.db import Database
+
+    settings = _settings(policy)
+    try:
+        loaded = load_policy(settings.policy)
+        db = Database(settings.resolved_database_url())
+        with db.session() as session:
+            index = write_all_reports(session, loaded, out or settings.resolved_report_dir())
+    except TripwireError as exc:
+        raise _fail(exc) from None
+    console.print(f"report: {index}")
+
+
+@policy_app.command("check")
+def policy_check(file: Annotated[Path, typer.Argument(help="Policy file.")]) -> None:
+    """Validate a policy and the suites it names."""
+    from tripwire.policy.schema import load_policy
+
+    try:
+        loaded = load_policy(file)
+    except TripwireError as exc:
+        raise _fail(exc) from None
+    console.print(
+        f"{file}: ok · policy {loaded.name} · hash {loaded.content_hash[:12]} · "
+        f"{len(loaded.policy.rules)} rules · proxy suite {loaded.proxy_suite.name}"
+    )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Folder for checkpoints, database and reports.")] = Path(
+        "demo-output"
+    ),
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 0,
+    fresh: Annotated[bool, typer.Option(help="Delete OUT first.")] = True,
+) -> None:
+    """Train a tiny model on CPU and watch Tripwire trigger deep evaluations on it."""
+    from tripwire.demo.run import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        run_demo(out, steps=steps or None, fresh=fresh, console=console)
+    except TripwireError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

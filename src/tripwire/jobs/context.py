@@ -1,0 +1,65 @@
+"""What a job needs to run: the database, the policy, the runner and a way to send work."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tripwire.policy.schema import LoadedPolicy, load_policy
+from tripwire.runner import Runner
+from tripwire.settings import Settings
+from tripwire.store.db import Database
+from tripwire.store.models import JobKind
+
+TASK_NAMES = {
+    JobKind.proxy_eval: "tripwire.proxy_eval",
+    JobKind.deep_eval: "tripwire.deep_eval",
+    JobKind.decide: "tripwire.decide",
+    JobKind.report: "tripwire.report",
+}
+
+Sender = Callable[[str, int], None]
+"""Sends (task name, job id) to the broker."""
+
+
+@dataclass
+class Context:
+    """Everything the pipeline functions use; built once per process."""
+
+    db: Database
+    policy: LoadedPolicy
+    runner: Runner
+    report_dir: Path
+    send: Sender
+    owner: str
+    lease_s: float = 300.0
+    """A claimed job is someone else's to take after this long without a heartbeat."""
+    heartbeat_s: float = 30.0
+    """How often a running job renews its lease."""
+    resend_after_s: float = 60.0
+    """The reconciler re-sends a pending job not started this long after it was sent."""
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def context_from_settings(settings: Settings, send: Sender) -> Context:
+    """A context from ``TRIPWIRE_*`` settings."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Context(
+        db=Database(settings.resolved_database_url()),
+        policy=load_policy(settings.policy),
+        runner=Runner(
+            device=settings.device,
+            batch_size=settings.batch_size,
+            allow_pickle=settings.allow_pickle,
+            cache_dir=settings.home / "cache",
+        ),
+        report_dir=settings.resolved_report_dir(),
+        send=send,
+        owner=default_owner(),
+    )

@@ -1,0 +1,82 @@
+"""A running Tripwire: context, watcher and (without a broker) the embedded worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from rich.console import Console
+
+from tripwire.jobs import tasks
+from tripwire.jobs.context import Context, context_from_settings
+from tripwire.jobs.embedded import EmbeddedWorker
+from tripwire.jobs.pipeline import reconcile, unsettled_jobs
+from tripwire.jobs.watch import ScanSummary, Watcher
+from tripwire.settings import Settings
+from tripwire.sources import HashCache, LocalDirectorySource
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Everything ``tripwire watch`` and the demo run, as one context manager."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        directories: Sequence[Path],
+        *,
+        console: Console | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embedded = not settings.broker_url
+        tasks.configure(settings.broker_url or "memory://localhost/")
+        self.ctx: Context = context_from_settings(settings, tasks.send)
+        tasks.set_context(self.ctx)
+        cache = HashCache(settings.home / "cache" / "hashes.sqlite")
+        self.sources = [
+            LocalDirectorySource(
+                d,
+                quiet_period_s=settings.quiet_period_s,
+                allow_pickle=settings.allow_pickle,
+                hash_cache=cache,
+            )
+            for d in directories
+        ]
+        self.watcher = Watcher(self.ctx, self.sources, settings.scan_interval_s)
+        self.console = console
+        self._worker: EmbeddedWorker | None = None
+
+    def __enter__(self) -> Service:
+        if self.embedded:
+            self._worker = EmbeddedWorker().start()
+        reconcile(self.ctx)
+        return self
+
+    def __exit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+        for source in self.sources:
+            source.close()
+        tasks.set_context(None)
+        self.ctx.db.dispose()
+
+    def wait_until_settled(self, timeout_s: float = 3600.0, poll_s: float = 0.5) -> bool:
+        """Wait until no job is pending or running, re-sending lost ones. False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if unsettled_jobs(self.ctx) == 0:
+                return True
+            time.sleep(poll_s)
+            reconcile(self.ctx)
+        return False
+
+    def log_scan(self, summary: ScanSummary) -> None:
+        if self.console is not None:
+            for found in summary.new:
+                self.console.print(f"discovered {found}")

@@ -1,0 +1,89 @@
+"""Celery tasks: thin wrappers that run a job by id. The database holds the job's state."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery
+
+from tripwire.jobs.celery_config import celery_settings
+from tripwire.jobs.context import Context, context_from_settings
+from tripwire.jobs.pipeline import run_job
+from tripwire.settings import Settings
+
+log = logging.getLogger(__name__)
+
+app = Celery("tripwire")
+app.conf.update(celery_settings(Settings().broker_url or "memory://localhost/"))
+
+_context: Context | None = None
+_context_lock = threading.Lock()
+
+
+def configure(broker_url: str) -> None:
+    """Point the app at a broker (before any worker or send)."""
+    app.conf.update(celery_settings(broker_url))
+
+
+def send(task_name: str, job_id: int) -> None:
+    """The context's sender: one message per job, routed to its queue by task name."""
+    app.send_task(task_name, args=[job_id])
+
+
+def set_context(ctx: Context | None) -> None:
+    """Use ``ctx`` for every task in this process (the embedded worker and tests)."""
+    global _context
+    _context = ctx
+
+
+def get_context() -> Context:
+    global _context
+    with _context_lock:
+        if _context is None:
+            _context = context_from_settings(Settings(), send)
+        return _context
+
+
+def _run(job_id: int) -> str:
+    outcome = run_job(get_context(), job_id)
+    log.info("job %s: %s", job_id, outcome)
+    return outcome
+
+
+@app.task(name="tripwire.proxy_eval")
+def proxy_eval(job_id: int) -> str:
+    return _run(job_id)
+
+
+@app.task(name="tripwire.deep_eval")
+def deep_eval(job_id: int) -> str:
+    return _run(job_id)
+
+
+@app.task(name="tripwire.decide")
+def decide(job_id: int) -> str:
+    return _run(job_id)
+
+
+@app.task(name="tripwire.report")
+def report(job_id: int) -> str:
+    return _run(job_id)
+
+
+def worker_argv(queues: list[str], concurrency: int, pool: str, loglevel: str) -> list[str]:
+    return [
+        "worker",
+        f"--queues={','.join(queues)}",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+def start_worker(**kwargs: Any) -> None:
+    """Run a Celery worker in this process until it is stopped."""
+    app.worker_main(worker_argv(**kwargs))

@@ -1,0 +1,78 @@
+"""The watch loop: scan sources, ingest complete checkpoints, record failures, reconcile jobs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from tripwire.jobs.context import Context
+from tripwire.jobs.pipeline import ingest, reconcile, record_failure
+from tripwire.sources import LocalDirectorySource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ScanSummary:
+    """What one pass over the sources found."""
+
+    new: list[str] = field(default_factory=list)
+    """Checkpoints first seen in this pass, as ``run step N (hash)``."""
+    ready: int = 0
+    pending: int = 0
+    failed: int = 0
+    resent: int = 0
+
+
+class Watcher:
+    """Polls sources (woken early by file-system events) and feeds the pipeline."""
+
+    def __init__(
+        self, ctx: Context, sources: Sequence[LocalDirectorySource], scan_interval_s: float = 10.0
+    ) -> None:
+        self.ctx = ctx
+        self.sources = list(sources)
+        self.scan_interval_s = scan_interval_s
+        self._failures_seen: set[tuple[str, str]] = set()
+
+    def poll_once(self) -> ScanSummary:
+        summary = ScanSummary()
+        for source in self.sources:
+            scan = source.scan()
+            summary.pending += len(scan.pending)
+            for failure in scan.failed:
+                summary.failed += 1
+                key = (str(failure.path), failure.reason)
+                if key not in self._failures_seen:
+                    self._failures_seen.add(key)
+                    log.warning("cannot take %s: %s", failure.path, failure.reason)
+                    record_failure(self.ctx, failure.path, failure.reason)
+            for found in scan.ready:
+                summary.ready += 1
+                _, created = ingest(self.ctx, found)
+                if created:
+                    short = found.content_hash.removeprefix("sha256:")[:12]
+                    summary.new.append(f"{found.run} step {found.step} ({short})")
+        summary.resent = reconcile(self.ctx)
+        return summary
+
+    def run(
+        self,
+        stop: threading.Event,
+        on_scan: Callable[[ScanSummary], None] | None = None,
+    ) -> None:
+        """Scan until ``stop`` is set; file events wake the loop before the interval ends."""
+        while not stop.is_set():
+            started = time.monotonic()
+            summary = self.poll_once()
+            if on_scan is not None:
+                on_scan(summary)
+            remaining = max(self.scan_interval_s - (time.monotonic() - started), 0.05)
+            deadline = time.monotonic() + remaining
+            while not stop.is_set() and time.monotonic() < deadline:
+                step = min(0.5, deadline - time.monotonic())
+                if any(src.wait_for_change(step) for src in self.sources):
+                    break

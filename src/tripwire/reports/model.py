@@ -1,0 +1,244 @@
+"""What a report says: the data models behind every checkpoint page and run trajectory.
+
+The store fills these models; ``render`` turns them into JSON, HTML and Markdown. The JSON files
+are these models dumped as they are, so a report can be re-read with
+``CheckpointReport.model_validate_json``.
+
+Scores are fractions in [0, 1], as lm-eval reports them; differences between scores are in
+points (score x 100), as rules speak. NaN and infinite numbers are written to JSON as the strings
+``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` so that the files stay valid JSON and read back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+REPORT_SCHEMA_VERSION: Literal[1] = 1
+"""Version of the report JSON layout; bumped on any incompatible change."""
+
+Severity = Literal["alert", "critical"]
+Verdict = Literal["fired", "not_fired", "undecidable"]
+CheckpointState = Literal["discovered", "evaluated", "decided", "failed"]
+"""Mirrors ``tripwire.store.models.CheckpointState``."""
+JobState = Literal["pending", "running", "done", "failed"]
+"""Mirrors ``tripwire.store.models.JobState``."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings")
+
+
+class ScoreRow(_Model):
+    """One benchmark scored on one checkpoint, next to the baseline's score."""
+
+    task: str
+    """lm-eval task name."""
+    metric: str
+    """Primary metric name, e.g. ``acc``."""
+    score: float
+    """The metric as a fraction in [0, 1]; NaN when lm-eval produced no number."""
+    stderr: float | None = None
+    """Standard error of ``score``, as a fraction; None where lm-eval gives none."""
+    n_items: int
+    """Number of items scored."""
+    num_fewshot: int
+    """Few-shot examples in each prompt."""
+    baseline_score: float | None = None
+    """The baseline checkpoint's score on the same task, as a fraction; None without baseline."""
+    delta_points: float | None = None
+    """``score - baseline_score`` in points (x 100); None without baseline."""
+
+
+class ComparisonRow(_Model):
+    """One benchmark compared with the baseline by one rule, in the rule's unit."""
+
+    task: str
+    """lm-eval task name."""
+    estimate: float
+    """Point estimate of the change, in ``unit``."""
+    low: float
+    """Lower confidence bound of the change, in ``unit``."""
+    high: float
+    """Upper confidence bound of the change, in ``unit``."""
+    unit: str
+    """Unit of ``estimate``, ``low`` and ``high``: ``points``, ``relative`` (percent) or ..."""
+    method: Literal["paired", "unpaired"]
+    """Paired on shared items, or unpaired from the two scores and their standard errors."""
+    paired_items: int = 0
+    """Items shared by both checkpoints (0 when unpaired)."""
+    crossed: bool
+    """Whether this comparison crossed the rule's threshold in the rule's statistical mode."""
+    p_value: float | None = None
+    """One-sided p-value against 'no rise beyond the threshold'; None where not computed."""
+
+
+class ActionsRow(_Model):
+    """What a rule does when it fires."""
+
+    deep_suites: list[str] = Field(default_factory=list)
+    """Deep suite names dispatched for the checkpoint."""
+    notify: list[str] = Field(default_factory=list)
+    """Notification channel names."""
+    review_hold: bool = False
+    """Whether the checkpoint is held for human review."""
+
+
+class DecisionRow(_Model):
+    """One rule evaluated for one checkpoint, as recorded in the decision log."""
+
+    rule_id: str
+    rule_type: str
+    """``delta``, ``level``, ``compute``, ``cadence``, ``any``, ..."""
+    severity: Severity
+    verdict: Verdict
+    threshold: float | None = None
+    """The rule's threshold, in ``unit``; None for combinators."""
+    statistic: float | None = None
+    """The deciding comparison's estimate, in ``unit``."""
+    interval_low: float | None = None
+    """Lower confidence bound of ``statistic``, in ``unit``."""
+    interval_high: float | None = None
+    """Upper confidence bound of ``statistic``, in ``unit``."""
+    unit: str | None = None
+    """Unit of ``threshold``, ``statistic`` and the interval (``points``, ``relative``, ...)."""
+    p_value: float | None = None
+    explanation: str
+    """Human-readable reason for the verdict, written by the policy engine."""
+    comparisons: list[ComparisonRow] = Field(default_factory=list)
+    actions: ActionsRow = Field(default_factory=ActionsRow)
+    decided_at: datetime
+    record_hash: str
+    """Hash of this record in the hash-chained decision log."""
+
+
+class DeepResult(_Model):
+    """One deep suite run (or queued) on the checkpoint."""
+
+    suite_name: str
+    suite_hash: str
+    """Content hash of the suite file and what it uses."""
+    scores: list[ScoreRow] = Field(default_factory=list)
+    state: JobState
+    error: str | None = None
+    """Why the deep evaluation failed; None unless ``state`` is ``failed``."""
+
+
+class JobRow(_Model):
+    """One queued unit of work about the checkpoint."""
+
+    kind: str
+    """``proxy_eval``, ``decide``, ``deep_eval``, ``report``, ..."""
+    state: JobState
+    attempts: int
+    error: str | None = None
+    created_at: datetime
+    finished_at: datetime | None = None
+
+
+class CheckpointInfo(_Model):
+    """The checkpoint a report is about."""
+
+    content_hash: str
+    """Content hash of the weights and config: the checkpoint's identity."""
+    run: str
+    """Name of the training run."""
+    step: int | None = None
+    """Training step; None when the checkpoint does not declare one."""
+    stage: str
+    """``pretrain``, ``sft``, ``preference``, ``merge``, ``distill``, ..."""
+    path: str
+    """Where the checkpoint was first seen."""
+    locations: list[str] = Field(default_factory=list)
+    """Every path the same weights were seen under."""
+    training_flop: float | None = None
+    """Training compute in FLOP, declared or estimated; None when unknown."""
+    tokens_seen: int | None = None
+    state: CheckpointState
+    error: str | None = None
+    """Why the checkpoint failed; None unless ``state`` is ``failed``."""
+
+
+class PolicyRef(_Model):
+    """The trigger policy a checkpoint was judged under."""
+
+    name: str
+    hash: str
+    """Content hash of the policy file."""
+
+
+class SuiteRef(_Model):
+    """A suite by name and content hash."""
+
+    name: str
+    hash: str
+
+
+class BaselineRef(_Model):
+    """The checkpoint compared against: the last one in the lineage with a deep evaluation."""
+
+    content_hash: str
+    step: int | None = None
+
+
+class CheckpointReport(_Model):
+    """The job report of one checkpoint: scores, decisions, dispatches and jobs."""
+
+    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    generated_at: datetime
+    checkpoint: CheckpointInfo
+    policy: PolicyRef
+    baseline: BaselineRef | None = None
+    """None when this is the run's first checkpoint (nothing to compare with)."""
+    proxy_suite: SuiteRef
+    proxy_scores: list[ScoreRow] = Field(default_factory=list)
+    decisions: list[DecisionRow] = Field(default_factory=list)
+    deep: list[DeepResult] = Field(default_factory=list)
+    jobs: list[JobRow] = Field(default_factory=list)
+    versions: dict[str, str] = Field(default_factory=dict)
+    """Library versions the proxy scores were produced with: lm_eval, transformers, torch, ..."""
+
+
+class TrajectoryPoint(_Model):
+    """One checkpoint on a run's capability trajectory."""
+
+    step: int | None = None
+    content_hash: str
+    state: CheckpointState
+    scores: dict[str, float] = Field(default_factory=dict)
+    """Proxy score per task, as a fraction; a missing task was not scored."""
+    stderrs: dict[str, float | None] = Field(default_factory=dict)
+    """Standard error per task, as a fraction."""
+    fired: bool = False
+    fired_rules: list[str] = Field(default_factory=list)
+    fired_severity: Severity | None = None
+    """Highest severity among the fired rules; None when none fired."""
+    deep_evaluated: bool = False
+    """Whether a deep evaluation was dispatched for this checkpoint."""
+    report_href: str
+    """Link to the checkpoint's page, relative to the run page (see ``paths.checkpoint_href``)."""
+
+    @field_validator("report_href")
+    @classmethod
+    def _relative_href(cls, href: str) -> str:
+        if ":" in href or href.startswith(("/", "\\")):
+            raise ValueError(
+                f"report_href must be a relative link such as 'step-100-ab12.html', got {href!r}"
+            )
+        return href
+
+
+class RunReport(_Model):
+    """A run's capability trajectory: every checkpoint's proxy scores and verdicts."""
+
+    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    generated_at: datetime
+    run: str
+    """Name of the training run."""
+    policy: PolicyRef
+    points: list[TrajectoryPoint] = Field(default_factory=list)
+    """Checkpoints in training order."""
+    tasks: list[str] = Field(default_factory=list)
+    """Proxy tasks, in the order they are plotted and tabulated."""

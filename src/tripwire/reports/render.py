@@ -1,0 +1,99 @@
+"""Write reports to disk: JSON for machines, HTML for reviewers, Markdown for tickets.
+
+Layout under ``out_dir``::
+
+    index.html                        every run (write_site_index)
+    <run>/index.html, index.json      the run's trajectory (write_run_report)
+    <run>/<checkpoint>.html|json|md   one checkpoint's job report (write_checkpoint_report)
+
+Names are sanitised (``paths.safe_name``) and every file is replaced atomically. HTML pages are
+self-contained: inline CSS and SVG, no scripts, no external assets.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from tripwire.reports import views
+from tripwire.reports.model import CheckpointReport, RunReport
+from tripwire.reports.paths import (
+    checkpoint_stem,
+    run_dir,
+    safe_name,
+    short_hash,
+    write_atomic,
+)
+from tripwire.reports.svg import trajectory_svg
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tripwire", "reports/templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        points=views.points,
+        pm=views.plus_minus,
+        signed=views.signed,
+        number=views.number,
+        p_value=views.p_value,
+        scientific=views.scientific,
+        count=views.count,
+        ts=views.timestamp,
+        short=short_hash,
+        md=views.md_cell,
+    )
+    return env
+
+
+def _render(template: str, **context: object) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+def write_checkpoint_report(report: CheckpointReport, out_dir: Path) -> dict[str, Path]:
+    """Write a checkpoint's report as JSON, HTML and Markdown; return the paths by format."""
+    stem = checkpoint_stem(report.checkpoint.step, report.checkpoint.content_hash)
+    directory = run_dir(out_dir, report.checkpoint.run)
+    paths = {fmt: directory / f"{stem}.{fmt}" for fmt in ("json", "html", "md")}
+    context = {
+        "r": report,
+        "banner": views.banner(report),
+        "decisions": views.ordered_decisions(report),
+    }
+    write_atomic(paths["json"], report.model_dump_json(indent=2) + "\n")
+    write_atomic(paths["html"], _render("checkpoint.html.j2", **context))
+    write_atomic(paths["md"], _render("checkpoint.md.j2", **context))
+    return paths
+
+
+def write_run_report(report: RunReport, out_dir: Path) -> Path:
+    """Write a run's trajectory page (``index.html``) and its JSON; return the HTML path."""
+    directory = run_dir(out_dir, report.run)
+    steps_known = all(p.step is not None for p in report.points)
+    html = _render("run.html.j2", r=report, chart=trajectory_svg(report), steps_known=steps_known)
+    write_atomic(directory / "index.json", report.model_dump_json(indent=2) + "\n")
+    write_atomic(directory / "index.html", html)
+    return directory / "index.html"
+
+
+def write_site_index(
+    runs: list[RunReport], out_dir: Path, *, generated_at: datetime | None = None
+) -> Path:
+    """Write ``out_dir/index.html`` listing every run, with links to their pages."""
+    rows = [
+        {"run": r, "href": f"{safe_name(r.run)}/index.html", **views.run_summary(r)}
+        for r in sorted(runs, key=lambda r: r.run)
+    ]
+    now = generated_at or datetime.now(UTC)
+    path = out_dir.resolve() / "index.html"
+    write_atomic(path, _render("site.html.j2", rows=rows, generated_at=now))
+    return path

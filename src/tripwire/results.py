@@ -1,0 +1,73 @@
+"""Typed evaluation results: what the runner returns and the store, policy engine and reports read.
+
+Scores are fractions in [0, 1] as lm-eval reports them; rules and reports speak in points (x 100).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+RESULT_SCHEMA_VERSION: Literal[1] = 1
+
+
+class ItemOutcomes(BaseModel):
+    """Per-item metric values, aligned: ``values[i]`` is the outcome of item ``doc_hashes[i]``.
+
+    Items are keyed by lm-eval's ``doc_hash`` (sha256 of the document), so two evaluations of
+    the same task can be paired item by item even when they selected different subsets.
+    """
+
+    doc_hashes: list[str]
+    """lm-eval document hashes, in the order lm-eval iterated the documents."""
+    values: list[float]
+    """The task's primary metric for each item (1.0 / 0.0 for accuracy)."""
+
+
+class TaskResult(BaseModel):
+    """One lm-eval task scored on one checkpoint."""
+
+    task: str
+    """lm-eval task name."""
+    metric: str
+    """Primary metric name, e.g. ``acc``."""
+    filter: str = "none"
+    """lm-eval filter the metric was read under."""
+    score: float
+    """The metric as lm-eval aggregates it (a fraction for accuracy)."""
+    stderr: float | None
+    """lm-eval's standard error of ``score``; None where lm-eval gives none."""
+    n_items: int
+    """Number of items scored."""
+    num_fewshot: int
+    higher_is_better: bool = True
+    task_version: str | None = None
+    """The task's ``metadata.version`` from its YAML."""
+    items: ItemOutcomes
+
+
+class Versions(BaseModel):
+    """Library versions recorded with every result, for reproducibility."""
+
+    lm_eval: str
+    transformers: str
+    torch: str
+    tripwire: str
+
+
+class SuiteResult(BaseModel):
+    """Every task of one suite scored on one checkpoint."""
+
+    schema_version: Literal[1] = RESULT_SCHEMA_VERSION
+    suite_name: str
+    suite_hash: str
+    """Content hash of the suite file and the custom task files and data it uses."""
+    model_path: str
+    tasks: dict[str, TaskResult]
+    versions: Versions
+    started_at: datetime
+    duration_s: float
+    """Wall time of the whole suite, model loading included."""
+    seed: int = Field(default=0, description="lm-eval random seed")

@@ -1,0 +1,44 @@
+"""Process-wide settings, read from ``TRIPWIRE_*`` environment variables (and a ``.env`` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where Tripwire keeps its state and how it runs work."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIPWIRE_", env_file=".env", extra="ignore")
+
+    home: Path = Path(".tripwire")
+    """Folder for the default SQLite database, caches and reports."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<home>/tripwire.db``."""
+    broker_url: str | None = None
+    """Celery broker, e.g. ``redis://host:6379/0``; unset means the embedded in-process worker."""
+    device: str = "cpu"
+    """torch device the runner evaluates on (``cpu``, ``cuda``, ``cuda:0``)."""
+    batch_size: int = 32
+    """lm-eval batch size."""
+    allow_pickle: bool = False
+    """Accept pickle (``*.bin``/``*.pt``) weights. Off: pickle can run code when loaded."""
+    quiet_period_s: float = 30.0
+    """A checkpoint with no ready marker and no shard index is taken after this long unchanged."""
+    scan_interval_s: float = 10.0
+    """Periodic rescan of watched folders, a safety net behind file-system events."""
+    policy: Path = Path("triggers/default.yaml")
+    proxy_suite: Path = Path("evals/proxy.yaml")
+    deep_suites: list[Path] = Field(default_factory=lambda: [Path("evals/deep.yaml")])
+    report_dir: Path | None = None
+    """Where report pages are written; default ``<home>/reports``."""
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'tripwire.db').resolve()}"
+
+    def resolved_report_dir(self) -> Path:
+        return self.report_dir or self.home / "reports"

@@ -1,0 +1,188 @@
+"""Judge one checkpoint directory: ready, pending or failed.
+
+Completeness comes first, so a half-written checkpoint is pending and never failed for being
+incomplete. In order, a directory is complete when (1) a ready marker is present, (2) its
+``model.safetensors.index.json`` lists only shards that are present with whole headers, and
+``config.json`` is there, or (3) nothing in it changed for the quiet period. Only a complete
+directory is validated, and only a valid one is hashed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tripwire.errors import CheckpointError, UnsafeCheckpointError
+from tripwire.sources.base import (
+    DiscoveredCheckpoint,
+    DiscoveryFailure,
+    Outcome,
+    PendingCheckpoint,
+)
+from tripwire.sources.hashing import FileChangedError, HashCache, content_hash
+from tripwire.sources.layout import CONFIG_NAME, INDEX_NAME, SIDECAR_NAME, DirListing, list_dir
+from tripwire.sources.metadata import (
+    CheckpointMetadata,
+    load_sidecar,
+    run_from_path,
+    step_from_name,
+)
+from tripwire.sources.safetensors_check import check_safetensors, read_shard_index
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How a source judges directories under its root."""
+
+    root: Path
+    """Resolved directory every file must stay inside."""
+    quiet_period_s: float
+    ready_markers: tuple[str, ...]
+    allow_pickle: bool
+
+
+def classify(
+    directory: Path, rules: Rules, cache: HashCache, now: float, *, assume_complete: bool = False
+) -> Outcome:
+    """Judge ``directory``; ``assume_complete`` skips the completeness rules."""
+    try:
+        return _classify(directory, rules, cache, now, assume_complete)
+    except UnsafeCheckpointError as exc:
+        return DiscoveryFailure(path=directory, reason=exc.reason, unsafe=True)
+    except CheckpointError as exc:
+        return DiscoveryFailure(path=directory, reason=exc.reason)
+    except (FileNotFoundError, FileChangedError) as exc:
+        reason = f"files changed during the scan ({exc}); it will be looked at again"
+        return PendingCheckpoint(path=directory, reason=reason)
+    except OSError as exc:
+        return DiscoveryFailure(path=directory, reason=f"cannot read the checkpoint: {exc}")
+
+
+def _classify(
+    directory: Path, rules: Rules, cache: HashCache, now: float, assume_complete: bool
+) -> Outcome:
+    listing = list_dir(directory)
+    _check_confined(listing, rules.root)
+    marker = listing.has_any(rules.ready_markers)
+    if not (marker or assume_complete):
+        waiting = _why_incomplete(listing, rules, now)
+        if waiting is not None:
+            return PendingCheckpoint(path=directory, reason=waiting)
+    if listing.dangling_links:
+        raise CheckpointError(directory, f"{listing.dangling_links[0]} is a broken symlink")
+    return _validate(listing, rules, cache, marker)
+
+
+def _check_confined(listing: DirListing, root: Path) -> None:
+    targets = [(e.name, e.path) for e in listing.files.values() if e.is_symlink]
+    targets += [(n, (listing.directory / n).resolve()) for n in listing.dangling_links]
+    for name, target in targets:
+        if not target.is_relative_to(root):
+            raise UnsafeCheckpointError(
+                listing.directory,
+                f"{name} is a symlink to {target}, outside the watched root {root}; "
+                "copy the file in, or watch the directory it lives in",
+            )
+
+
+def _why_incomplete(listing: DirListing, rules: Rules, now: float) -> str | None:
+    """Why the directory is not complete yet, or None when it is."""
+    files = listing.files
+    age_s = now - listing.latest_mtime_s()
+    if INDEX_NAME in files:
+        try:
+            shards = read_shard_index(files[INDEX_NAME].path)
+        except CheckpointError:
+            shards = None  # maybe still being written: the quiet period decides
+        if shards is not None:
+            missing = [s for s in shards if s not in files]
+            if missing:
+                shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+                return (
+                    f"shard index lists {len(shards)} shards, {len(shards) - len(missing)} "
+                    f"present (missing: {shown}; unchanged for {max(age_s, 0.0):.1f} s)"
+                )
+            if CONFIG_NAME in files and _all_whole(listing, shards):
+                return None
+    if listing.dangling_links:
+        return f"{listing.dangling_links[0]} is a symlink to a file that does not exist yet"
+    in_progress = listing.in_progress_files()
+    if in_progress:
+        return f"{in_progress[0]} is still being written"
+    if age_s < rules.quiet_period_s:
+        marker = rules.ready_markers[0] if rules.ready_markers else "a ready marker"
+        return (
+            f"waiting for quiet period ({max(age_s, 0.0):.1f} s of {rules.quiet_period_s:.1f} s); "
+            f"write {marker} in it to take it at once"
+        )
+    return None
+
+
+def _all_whole(listing: DirListing, shards: list[str]) -> bool:
+    try:
+        for shard in shards:
+            check_safetensors(listing.files[shard].path, name=shard)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _validate(
+    listing: DirListing, rules: Rules, cache: HashCache, marker: str | None
+) -> DiscoveredCheckpoint:
+    directory, files = listing.directory, listing.files
+    if CONFIG_NAME not in files:
+        why = f" although the ready marker {marker} is present" if marker else ""
+        raise CheckpointError(directory, f"no {CONFIG_NAME}{why}; save_pretrained writes one")
+    _read_config(files[CONFIG_NAME].path)
+    weights = listing.safetensors_files()
+    fmt: Literal["safetensors", "pickle"] = "safetensors"
+    if weights:
+        if INDEX_NAME in files:
+            shards = read_shard_index(files[INDEX_NAME].path)
+            missing = [s for s in shards if s not in files]
+            if missing:
+                raise CheckpointError(
+                    directory, f"{INDEX_NAME} lists shards that are missing: {', '.join(missing)}"
+                )
+        for name in weights:
+            check_safetensors(files[name].path, name=name)
+    elif listing.pickle_files():
+        weights, fmt = listing.pickle_files(), "pickle"
+        if not rules.allow_pickle:
+            raise UnsafeCheckpointError(
+                directory,
+                f"pickle weights ({', '.join(weights)}) refused: loading pickle can run "
+                "arbitrary code. Convert them to safetensors, or set TRIPWIRE_ALLOW_PICKLE=1 "
+                "(allow_pickle=True) if you trust where they came from",
+            )
+    else:
+        why = f" although the ready marker {marker} is present" if marker else ""
+        raise CheckpointError(
+            directory, f"no weights (*.safetensors){why}; expected model.safetensors or shards"
+        )
+    meta = load_sidecar(files[SIDECAR_NAME].path) if SIDECAR_NAME in files else CheckpointMetadata()
+    run = meta.run if meta.run is not None else run_from_path(directory, rules.root)
+    step = meta.step if meta.step is not None else step_from_name(directory.name)
+    hashed = [(name, cache.hash_file(files[name].path)) for name in [*weights, CONFIG_NAME]]
+    return DiscoveredCheckpoint(
+        path=directory,
+        content_hash=content_hash(hashed),
+        run=run,
+        step=step,
+        metadata=meta.model_copy(update={"run": run, "step": step}),
+        weight_files=weights,
+        total_bytes=sum(files[name].size_bytes for name in weights),
+        format=fmt,
+    )
+
+
+def _read_config(path: Path) -> None:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(path.parent, f"{CONFIG_NAME} is not valid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(path.parent, f"{CONFIG_NAME} is not a JSON object")

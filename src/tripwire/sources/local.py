@@ -1,0 +1,172 @@
+"""Checkpoints that land in a local (or mounted) directory."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from types import TracebackType
+
+from tripwire.errors import CheckpointError
+from tripwire.settings import Settings
+from tripwire.sources.base import (
+    DiscoveredCheckpoint,
+    DiscoveryFailure,
+    Outcome,
+    PendingCheckpoint,
+    ScanResult,
+)
+from tripwire.sources.classify import Rules, classify
+from tripwire.sources.hashing import HashCache
+from tripwire.sources.layout import DEFAULT_READY_MARKERS, is_candidate, is_skipped_dir
+from tripwire.sources.watch import ChangeWatcher
+
+
+class LocalDirectorySource:
+    """Finds Hugging Face checkpoint directories anywhere under ``root``.
+
+    ``scan`` reports each candidate directory (one holding ``config.json``, weights or a ready
+    marker) as ready, pending or failed. ``wait_for_change`` lets a watch loop sleep until files
+    land. Use as a context manager, or call ``close``, to stop the watcher thread.
+
+    Without ``hash_cache`` file hashes are cached in memory for the life of the source.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        quiet_period_s: float = 30.0,
+        ready_markers: tuple[str, ...] = DEFAULT_READY_MARKERS,
+        allow_pickle: bool = False,
+        hash_cache: HashCache | None = None,
+    ) -> None:
+        resolved = Path(root).expanduser().resolve()
+        if not resolved.is_dir():
+            raise CheckpointError(
+                resolved, "the directory to watch does not exist or is not a directory"
+            )
+        if quiet_period_s < 0:
+            raise ValueError(f"quiet_period_s must be >= 0, got {quiet_period_s}")
+        self.root = resolved
+        self.rules = Rules(resolved, quiet_period_s, tuple(ready_markers), allow_pickle)
+        self._owns_cache = hash_cache is None
+        self.hash_cache = hash_cache if hash_cache is not None else HashCache.in_memory()
+        self._watcher = ChangeWatcher(resolved)
+
+    @classmethod
+    def from_settings(cls, root: Path | str, settings: Settings) -> LocalDirectorySource:
+        """A source configured by ``TRIPWIRE_*`` settings, caching hashes in ``<home>``."""
+        cache = HashCache(settings.home / "file-hashes.db")
+        source = cls(
+            root,
+            quiet_period_s=settings.quiet_period_s,
+            allow_pickle=settings.allow_pickle,
+            hash_cache=cache,
+        )
+        source._owns_cache = True
+        return source
+
+    def scan(self, now: float | None = None) -> ScanResult:
+        """Walk ``root`` once and judge every candidate checkpoint directory.
+
+        ``now`` (Unix time, s; default the current time) is what the quiet period is measured
+        against. One bad checkpoint never stops the others: it is reported in ``failed``.
+        """
+        now = time.time() if now is None else now
+        ready: list[DiscoveredCheckpoint] = []
+        pending: list[PendingCheckpoint] = []
+        failed: list[DiscoveryFailure] = []
+        for outcome in self._walk(now):
+            if isinstance(outcome, DiscoveredCheckpoint):
+                ready.append(outcome)
+            elif isinstance(outcome, PendingCheckpoint):
+                pending.append(outcome)
+            else:
+                failed.append(outcome)
+        return ScanResult(
+            ready=sorted(ready, key=lambda c: c.path),
+            pending=sorted(pending, key=lambda c: c.path),
+            failed=sorted(failed, key=lambda c: c.path),
+            scanned_at=now,
+        )
+
+    def wait_for_change(self, timeout_s: float) -> bool:
+        """Block until files change under ``root`` (True) or ``timeout_s`` passes (False).
+
+        A hint only, to wake a watch loop early: keep rescanning periodically, since file events
+        are missed on network file systems. The watcher starts on the first call (or on
+        ``__enter__``); changes made before it started are found by the next scan.
+        """
+        return self._watcher.wait(timeout_s)
+
+    def close(self) -> None:
+        """Stop the watcher thread and close the hash cache if the source created it."""
+        self._watcher.stop()
+        if self._owns_cache:
+            self.hash_cache.close()
+
+    def __enter__(self) -> LocalDirectorySource:
+        self._watcher.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _walk(self, now: float) -> list[Outcome]:
+        """Judge every candidate directory; report symlinked folders that lead outside root.
+
+        Symlinked folders are never followed: one inside ``root`` is found at its real place.
+        """
+        outcomes: list[Outcome] = []
+
+        def unlistable(exc: OSError) -> None:
+            reason = f"cannot list the folder ({exc.strerror}); give Tripwire read access to it"
+            outcomes.append(DiscoveryFailure(path=Path(exc.filename or self.root), reason=reason))
+
+        for dirpath, dirnames, filenames in os.walk(
+            self.root, onerror=unlistable, followlinks=False
+        ):
+            dirnames[:] = sorted(d for d in dirnames if not is_skipped_dir(d))
+            for name in dirnames:
+                link = Path(dirpath, name)
+                if link.is_symlink() and not link.resolve().is_relative_to(self.root):
+                    reason = (
+                        f"symlink to {link.resolve()}, outside the watched root {self.root}; "
+                        "copy the checkpoint in, or watch the directory it lives in"
+                    )
+                    outcomes.append(DiscoveryFailure(path=link, reason=reason, unsafe=True))
+            if is_candidate(filenames, self.rules.ready_markers):
+                outcomes.append(classify(Path(dirpath), self.rules, self.hash_cache, now))
+        return outcomes
+
+
+def read_checkpoint(
+    directory: Path | str, *, allow_pickle: bool = False, hash_cache: HashCache | None = None
+) -> DiscoveredCheckpoint:
+    """Validate and identify one checkpoint directory that a person named (``tripwire eval``).
+
+    The directory is taken as complete (no marker or quiet period needed). Its parent plays the
+    part of the root: symlinks must stay inside it, and the run is named after it.
+    Raises ``CheckpointError`` (``UnsafeCheckpointError`` for a safety refusal) with the reason.
+    """
+    path = Path(directory).expanduser().resolve()
+    if not path.is_dir():
+        raise CheckpointError(path, "not a directory; pass a Hugging Face checkpoint folder")
+    rules = Rules(path.parent, 0.0, DEFAULT_READY_MARKERS, allow_pickle)
+    cache = hash_cache if hash_cache is not None else HashCache.in_memory()
+    try:
+        outcome = classify(path, rules, cache, time.time(), assume_complete=True)
+    finally:
+        if hash_cache is None:
+            cache.close()
+    if isinstance(outcome, DiscoveryFailure):
+        raise outcome.as_error()
+    if isinstance(outcome, PendingCheckpoint):
+        raise CheckpointError(path, outcome.reason)
+    return outcome

@@ -1,0 +1,239 @@
+"""SQLAlchemy models: runs, checkpoints, evaluations, per-item outcomes, decisions and jobs.
+
+Per-item outcomes are stored compactly: one packed float32 vector per task score, aligned to an
+``ItemSet`` (an ordered list of item hashes stored once and shared by every evaluation that
+scored the same items). 1,000 items cost 4 KB per evaluation, not 1,000 rows.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+STORE_SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class CheckpointState(enum.StrEnum):
+    """Where a checkpoint is in the loop."""
+
+    discovered = "discovered"
+    evaluated = "evaluated"
+    """Proxy evaluation stored."""
+    decided = "decided"
+    """Policy evaluated; decisions stored."""
+    failed = "failed"
+    """Could not be evaluated; ``error`` says why."""
+
+
+class JobState(enum.StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class JobKind(enum.StrEnum):
+    proxy_eval = "proxy_eval"
+    decide = "decide"
+    deep_eval = "deep_eval"
+    report = "report"
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    checkpoints: Mapped[list[Checkpoint]] = relationship(back_populates="run")
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(80), unique=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    step: Mapped[int | None] = mapped_column(Integer)
+    stage: Mapped[str] = mapped_column(String(64), default="pretrain")
+    parents: Mapped[list[Any]] = mapped_column(default=list)
+    tokens_seen: Mapped[int | None] = mapped_column(Integer)
+    training_flop: Mapped[float | None] = mapped_column(Float)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    path: Mapped[str] = mapped_column(Text)
+    """Where it was first seen; every location is in ``locations``."""
+    state: Mapped[CheckpointState] = mapped_column(
+        Enum(CheckpointState, native_enum=False, length=32), default=CheckpointState.discovered
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    discovered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    run: Mapped[Run] = relationship(back_populates="checkpoints")
+    locations: Mapped[list[CheckpointLocation]] = relationship(back_populates="checkpoint")
+    __table_args__ = (Index("ix_checkpoints_run_step", "run_id", "step"),)
+
+
+class CheckpointLocation(Base):
+    """A path at which a checkpoint's content was seen."""
+
+    __tablename__ = "checkpoint_locations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"))
+    path: Mapped[str] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    checkpoint: Mapped[Checkpoint] = relationship(back_populates="locations")
+    __table_args__ = (UniqueConstraint("checkpoint_id", "path"),)
+
+
+class SourceFailure(Base):
+    """A directory a source could not take (corrupt, refused); shown until it is fixed."""
+
+    __tablename__ = "source_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved: Mapped[bool] = mapped_column(default=False)
+
+
+class ItemSet(Base):
+    """An ordered list of item hashes, stored once (zlib-compressed, newline-separated)."""
+
+    __tablename__ = "item_sets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    n_items: Mapped[int] = mapped_column(Integer)
+    hashes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Evaluation(Base):
+    """One suite scored on one checkpoint."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    """``proxy`` or ``deep``."""
+    suite_name: Mapped[str] = mapped_column(String(255))
+    suite_hash: Mapped[str] = mapped_column(String(64))
+    versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duration_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    scores: Mapped[list[TaskScore]] = relationship(
+        back_populates="evaluation", cascade="all, delete-orphan"
+    )
+    __table_args__ = (UniqueConstraint("checkpoint_id", "suite_hash"),)
+
+
+class TaskScore(Base):
+    """One task's score within an evaluation, with its packed per-item outcomes."""
+
+    __tablename__ = "task_scores"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id"))
+    task: Mapped[str] = mapped_column(String(255))
+    metric: Mapped[str] = mapped_column(String(64))
+    filter: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    stderr: Mapped[float | None] = mapped_column(Float)
+    n_items: Mapped[int] = mapped_column(Integer)
+    num_fewshot: Mapped[int] = mapped_column(Integer)
+    higher_is_better: Mapped[bool] = mapped_column(default=True)
+    task_version: Mapped[str | None] = mapped_column(String(32))
+    item_set_id: Mapped[int] = mapped_column(ForeignKey("item_sets.id"))
+    outcomes: Mapped[bytes] = mapped_column(LargeBinary)
+    """float32 little-endian, aligned to the item set."""
+    evaluation: Mapped[Evaluation] = relationship(back_populates="scores")
+    item_set: Mapped[ItemSet] = relationship()
+    __table_args__ = (UniqueConstraint("evaluation_id", "task"),)
+
+
+class Decision(Base):
+    """One rule evaluated for one checkpoint under one policy version; append-only, hash-chained."""
+
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"))
+    baseline_checkpoint_id: Mapped[int | None] = mapped_column(ForeignKey("checkpoints.id"))
+    policy_name: Mapped[str] = mapped_column(String(255))
+    policy_hash: Mapped[str] = mapped_column(String(64))
+    rule_id: Mapped[str] = mapped_column(String(255))
+    rule_type: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(32))
+    verdict: Mapped[str] = mapped_column(String(32))
+    """``fired``, ``not_fired`` or ``undecidable``."""
+    statistic: Mapped[float | None] = mapped_column(Float)
+    interval_low: Mapped[float | None] = mapped_column(Float)
+    interval_high: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    explanation: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    __table_args__ = (UniqueConstraint("checkpoint_id", "policy_hash", "rule_id"),)
+
+
+class Job(Base):
+    """A unit of work. The database, not the broker, says what has been done."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    """(kind, subject, suite/policy) identity: inserting an existing key is a no-op."""
+    kind: Mapped[JobKind] = mapped_column(Enum(JobKind, native_enum=False, length=32))
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"))
+    suite_path: Mapped[str | None] = mapped_column(Text)
+    suite_hash: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[JobState] = mapped_column(
+        Enum(JobState, native_enum=False, length=32), default=JobState.pending
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    checkpoint: Mapped[Checkpoint] = relationship()
+    __table_args__ = (Index("ix_jobs_state", "state"),)
+
+
+class LogLock(Base):
+    """One row, updated at the start of every decision-log append to serialise writers.
+
+    An UPDATE takes a row lock on PostgreSQL and the write lock on SQLite, so two workers can
+    never chain two decisions to the same predecessor.
+    """
+
+    __tablename__ = "log_lock"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    counter: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,52 @@
+"""Packing per-item outcomes: one float32 vector per task score, aligned to a shared item set."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tripwire.results import ItemOutcomes
+from tripwire.store.models import ItemSet
+
+
+def item_set_digest(doc_hashes: list[str]) -> str:
+    return hashlib.sha256("\n".join(doc_hashes).encode()).hexdigest()
+
+
+def get_or_create_item_set(session: Session, doc_hashes: list[str]) -> ItemSet:
+    """The stored item set with exactly these hashes in this order, created if new."""
+    digest = item_set_digest(doc_hashes)
+    found = session.scalar(select(ItemSet).where(ItemSet.digest == digest))
+    if found is not None:
+        return found
+    item_set = ItemSet(
+        digest=digest,
+        n_items=len(doc_hashes),
+        hashes=zlib.compress("\n".join(doc_hashes).encode(), 6),
+    )
+    with session.begin_nested():
+        session.add(item_set)
+    return item_set
+
+
+def unpack_hashes(item_set: ItemSet) -> list[str]:
+    text = zlib.decompress(item_set.hashes).decode()
+    return text.split("\n") if text else []
+
+
+def pack_values(values: list[float]) -> bytes:
+    return np.asarray(values, dtype="<f4").tobytes()
+
+
+def unpack_values(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4")
+
+
+def unpack(item_set: ItemSet, blob: bytes) -> ItemOutcomes:
+    return ItemOutcomes(
+        doc_hashes=unpack_hashes(item_set), values=[float(v) for v in unpack_values(blob)]
+    )

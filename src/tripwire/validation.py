@@ -1,0 +1,106 @@
+"""Load YAML config files into pydantic models with errors a person can act on.
+
+A bad file gives one line per problem: the file, the line, the field path, the bad value and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tripwire.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping key."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {}
+    for key_node, _value in node.value:
+        lines[loader.construct_object(key_node)] = key_node.start_mark.line + 1
+    mapping_with_lines = _LinedDict(mapping)
+    mapping_with_lines.lines = lines
+    return mapping_with_lines
+
+
+class _LinedDict(dict[Any, Any]):
+    lines: dict[Any, int]
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[str, int | None]:
+    """The field path as the user wrote it, and the line of the deepest key found.
+
+    Pydantic puts a discriminated union's tag into the location (``rules.0.delta.mode``); a
+    part that is not a key of the mapping at that point is such a tag and is left out, except
+    for the last part (a missing field).
+    """
+    line: int | None = None
+    node = data
+    shown: list[str] = []
+    for i, part in enumerate(loc):
+        if isinstance(node, _LinedDict):
+            if part in node:
+                line = node.lines.get(part, line)
+                node = node[part]
+                shown.append(str(part))
+            elif i == len(loc) - 1:
+                shown.append(str(part))
+            continue
+        if isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            shown.append(str(part))
+            continue
+        shown.append(str(part))
+        node = None
+    return ".".join(shown) or "(top level)", line
+
+
+def _describe(error: Any) -> str:
+    ctx = error.get("ctx") or {}
+    expected = ctx.get("expected")
+    if expected and str(expected) not in error["msg"]:
+        return f"{error['msg']}; allowed: {expected}"
+    return str(error["msg"])
+
+
+def read_yaml(path: Path, error_cls: type[ConfigError] = ConfigError) -> Any:
+    """Parse a YAML file, raising ``error_cls`` naming the file and line on a syntax error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error_cls(path, [f"cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        return yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise error_cls(path, [f"{where}not valid YAML: {exc}"]) from exc
+
+
+def load_model(path: Path, model: type[ModelT], error_cls: type[ConfigError]) -> ModelT:
+    """Read ``path`` and validate it as ``model``; every problem is reported at once."""
+    data = read_yaml(path, error_cls)
+    if not isinstance(data, dict):
+        raise error_cls(path, [f"expected a mapping at the top level, got {type(data).__name__}"])
+    try:
+        return model.model_validate(data, context={"path": path})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field, line = _locate(data, tuple(err["loc"]))
+            where = f"line {line}: " if line else ""
+            value = err.get("input")
+            shown = "" if isinstance(value, dict) else f" (got {value!r})"
+            problems.append(f"{where}{field}: {_describe(err)}{shown}")
+        raise error_cls(path, problems) from None

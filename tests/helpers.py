@@ -1,0 +1,92 @@
+"""Tiny real checkpoints and lm-eval task folders, built on the spot (no downloads)."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+TASK_TEMPLATE = """\
+task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: ../data/{name}.jsonl
+output_type: multiple_choice
+test_split: test
+fewshot_split: test
+doc_to_text: "{{{{question}}}}="
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: "{{{{answer}}}}"
+target_delimiter: ""
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+metadata:
+  version: 1.0
+"""
+
+
+def make_checkpoint(
+    path: Path, *, seed: int = 0, max_shard_size: str | None = None, ready: bool = True
+) -> Path:
+    """A randomly initialised 1-layer GPT-2 with the demo's character tokenizer, as safetensors."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tripwire.demo.train import build_tokenizer
+
+    tokenizer = build_tokenizer(model_max_length_tokens=64)
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = GPT2LMHeadModel(config)
+    path.mkdir(parents=True, exist_ok=True)
+    kwargs = {"max_shard_size": max_shard_size} if max_shard_size else {}
+    model.save_pretrained(path, **kwargs)
+    tokenizer.save_pretrained(path)
+    if ready:
+        (path / "READY").touch()
+    return path
+
+
+def write_tasks(root: Path, names: tuple[str, ...] = ("add", "cmp"), n_items: int = 60) -> Path:
+    """``root/tasks/<name>.yaml`` with data in ``root/data/<name>.jsonl``; returns ``root``."""
+    (root / "tasks").mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names):
+        rng = random.Random(k)
+        rows = []
+        for _ in range(n_items):
+            a, b = rng.randint(10, 49), rng.randint(10, 49)
+            answer = a + b if name == "add" else max(a, b)
+            wrong = rng.sample([x for x in range(10, 99) if x != answer], 3)
+            choices = [str(answer), *map(str, wrong)]
+            rng.shuffle(choices)
+            op = "+" if name == "add" else " max "
+            rows.append(
+                {
+                    "question": f"{a}{op}{b}",
+                    "choices": choices,
+                    "answer": choices.index(str(answer)),
+                }
+            )
+        (root / "data" / f"tiny_{name}.jsonl").write_text(
+            "".join(json.dumps(r) + "\n" for r in rows)
+        )
+        (root / "tasks" / f"{name}.yaml").write_text(TASK_TEMPLATE.format(name=f"tiny_{name}"))
+    return root
+
+
+def write_suite(path: Path, body: str) -> Path:
+    path.write_text(body)
+    return path
