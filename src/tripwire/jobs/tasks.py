@@ -23,8 +23,21 @@ _context_lock = threading.Lock()
 
 
 def configure(broker_url: str) -> None:
-    """Point the app at a broker (before any worker or send)."""
+    """Point the app at a broker.
+
+    Celery caches its connection and producer pools on first use, so a change of broker in a
+    running process (tests, or the demo after a ``watch``) must drop them too; otherwise sends
+    would still go to the old broker while the worker listens on the new one.
+    """
+    if app.conf.broker_url == broker_url:
+        return
     app.conf.update(celery_settings(broker_url))
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
 
 
 def send(task_name: str, job_id: int) -> None:
