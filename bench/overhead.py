@@ -131,6 +131,7 @@ def run_cli(checkpoint: Path, tasks: Path, outdir: Path) -> None:
         subprocess.run(
             [
                 cli,
+                "run",
                 "--model",
                 "hf",
                 "--model_args",
@@ -145,8 +146,6 @@ def run_cli(checkpoint: Path, tasks: Path, outdir: Path) -> None:
                 "32",
                 "--output_path",
                 str(outdir / name),
-                "--bootstrap_iters",
-                "0",
             ],
             check=True,
             capture_output=True,

@@ -71,13 +71,14 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
-def _reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine
-
-    from tripwire.store.models import Base
+def reset_postgres(url: str) -> None:
+    """Drop every table of the test database, the migration record included."""
+    from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
-    Base.metadata.drop_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 
 
@@ -87,7 +88,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'tripwire.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    _reset_postgres(url)
+    reset_postgres(url)
     return url
 
 

@@ -29,9 +29,16 @@ metadata:
 
 
 def make_checkpoint(
-    path: Path, *, seed: int = 0, max_shard_size: str | None = None, ready: bool = True
+    path: Path,
+    *,
+    seed: int = 0,
+    max_shard_size: str | None = None,
+    ready: bool = True,
+    n_embd: int = 32,
+    n_layer: int = 1,
 ) -> Path:
-    """A randomly initialised 1-layer GPT-2 with the demo's character tokenizer, as safetensors."""
+    """A randomly initialised GPT-2 (1 layer, 32 wide by default) with the demo's character
+    tokenizer, as safetensors. Wider and deeper ones make evaluations slow enough to interrupt."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -42,8 +49,8 @@ def make_checkpoint(
     config = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=64,
-        n_embd=32,
-        n_layer=1,
+        n_embd=n_embd,
+        n_layer=n_layer,
         n_head=2,
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,

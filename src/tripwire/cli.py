@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Validate and inspect trigger policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console()
 err = Console(stderr=True)
 
@@ -142,13 +144,23 @@ def watch(
 @app.command()
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "proxy,deep,control",
-    concurrency: Annotated[int, typer.Option(help="Processes (1 per GPU).")] = 1,
-    pool: Annotated[str, typer.Option(help="Celery pool.")] = "prefork",
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="One worker process per GPU: device indices (0,1,...) or 'auto' (nvidia-smi). "
+            "Without GPUs, CPU workers."
+        ),
+    ] = None,
+    cpu_workers: Annotated[
+        int, typer.Option(min=1, help="CPU worker processes when there is no GPU.")
+    ] = 1,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Pool processes of a single worker (without --gpus).")
+    ] = 1,
+    pool: Annotated[str, typer.Option(help="Celery pool (without --gpus).")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
-    """Run a Celery worker on TRIPWIRE_BROKER_URL (Redis in production)."""
-    from tripwire.jobs import tasks
-
+    """Run Celery workers on TRIPWIRE_BROKER_URL (Redis in production)."""
     settings = _settings()
     if not settings.broker_url:
         raise _fail(
@@ -157,16 +169,45 @@ def worker(
                 "without a broker, `tripwire watch` runs its own embedded worker"
             )
         )
-    tasks.configure(settings.broker_url)
-    tasks.start_worker(
-        queues=queues.split(","), concurrency=concurrency, pool=pool, loglevel=loglevel
-    )
+    queue_list = [q.strip() for q in queues.split(",") if q.strip()]
+    if gpus is not None or cpu_workers > 1:
+        from tripwire.jobs.workers import Supervisor, plan_workers
+
+        try:
+            specs = plan_workers(gpus, queue_list, cpu_workers, loglevel)
+        except ValueError as exc:
+            raise _fail(TripwireError(str(exc))) from None
+        for spec in specs:
+            console.print(
+                f"worker {spec.name}: {'GPU ' + spec.gpu if spec.gpu else 'CPU'}, "
+                f"queues {','.join(spec.queues)}"
+            )
+        raise typer.Exit(code=Supervisor(specs).run())
+    from tripwire.jobs import tasks
+
+    tasks.configure(settings.broker_url, settings)
+    tasks.start_worker(queues=queue_list, concurrency=concurrency, pool=pool, loglevel=loglevel)
 
 
 @app.command()
 def status() -> None:
     """Runs, checkpoints and their state."""
     _print_status(_settings())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve /metrics (Prometheus), /healthz and the JSON API (/api/status, /docs)."""
+    import uvicorn
+
+    from tripwire.web.app import create_app
+
+    uvicorn.run(create_app(_settings()), host=host, port=port, log_level="info")
 
 
 def _print_status(settings: Settings) -> None:
@@ -215,6 +256,29 @@ def policy_check(file: Annotated[Path, typer.Argument(help="Policy file.")]) -> 
         f"{file}: ok · policy {loaded.name} · hash {loaded.content_hash[:12]} · "
         f"{len(loaded.policy.rules)} rules · proxy suite {loaded.proxy_suite.name}"
     )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Migrate TRIPWIRE_DATABASE_URL to the latest schema (safe to run from many hosts)."""
+    from tripwire.store.db import make_engine
+    from tripwire.store.migrate import current_revision, upgrade
+
+    engine = make_engine(_settings().resolved_database_url())
+    before = upgrade(engine, revision)
+    console.print(f"database at revision {current_revision(engine)} (was {before or 'empty'})")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision and the latest one."""
+    from tripwire.store.db import make_engine
+    from tripwire.store.migrate import current_revision, head_revision
+
+    engine = make_engine(_settings().resolved_database_url())
+    console.print(f"current {current_revision(engine) or 'none'} · head {head_revision()}")
 
 
 @app.command()

@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     deep_suites: list[Path] = Field(default_factory=lambda: [Path("evals/deep.yaml")])
     report_dir: Path | None = None
     """Where report pages are written; default ``<home>/reports``."""
+    lease_s: float = Field(default=300.0, gt=0)
+    """A claimed job becomes someone else's to take after this long without a heartbeat."""
+    heartbeat_s: float = Field(default=30.0, gt=0)
+    """How often a running job renews its lease (well below ``lease_s``)."""
+    resend_after_s: float = Field(default=60.0, gt=0)
+    """The reconciler re-sends a pending job that has not started this long after it was sent."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Claims of a job before it is failed for good (stops kill-redeliver loops)."""
+    visibility_timeout_s: float = Field(default=6 * 3600.0, gt=0)
+    """Redis redelivers an unacknowledged task after this long; set above the longest
+    evaluation. Every process on one Redis must use the same value (the shortest wins)."""
+    task_time_limit_s: float = Field(default=5 * 3600.0, gt=0)
+    """Hard limit on one task; its pool child is killed past it."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

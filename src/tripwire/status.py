@@ -1,69 +1,169 @@
-"""``tripwire status``: runs, checkpoints, their state, decisions and jobs, as tables."""
+"""Runs, checkpoints, their state, decisions and jobs: as data (``/api/status``) and as tables.
+
+``status_snapshot`` reads everything in a handful of queries (no query per checkpoint), so the
+API can call it on a large database; ``tripwire status`` renders the same snapshot with rich.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
+from datetime import datetime
 
+from pydantic import BaseModel, Field
 from rich.table import Table
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from tripwire.settings import Settings
 from tripwire.store.db import Database
-from tripwire.store.models import Decision, Job, Run, SourceFailure
+from tripwire.store.models import (
+    Checkpoint,
+    Decision,
+    Job,
+    JobKind,
+    JobState,
+    Run,
+    SourceFailure,
+)
+
+STATUS_SCHEMA_VERSION = 1
+
+
+class CheckpointStatus(BaseModel):
+    id: int
+    content_hash: str
+    step: int | None
+    stage: str
+    state: str
+    """``discovered``, ``evaluated``, ``decided`` or ``failed``."""
+    path: str
+    discovered_at: datetime
+    fired_rules: list[str]
+    """Ids of the rules that fired for this checkpoint, in decision order."""
+    deep_jobs: list[str]
+    """States of its deep-evaluation jobs."""
+    error: str | None
+
+
+class RunStatus(BaseModel):
+    name: str
+    checkpoints: list[CheckpointStatus]
+    """In step order (checkpoints without a step last)."""
+
+
+class SourceFailureStatus(BaseModel):
+    path: str
+    reason: str
+
+
+class StatusSnapshot(BaseModel):
+    schema_version: int = STATUS_SCHEMA_VERSION
+    runs: list[RunStatus]
+    jobs: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """Job counts by kind, then state; only the pairs that have jobs."""
+    source_failures: list[SourceFailureStatus] = Field(default_factory=list)
+    """Folders that were refused or are corrupt, until they are fixed."""
+
+
+def status_snapshot(session: Session) -> StatusSnapshot:
+    """Everything ``tripwire status`` shows, in five queries."""
+    fired: dict[int, list[str]] = defaultdict(list)
+    for checkpoint_id, rule_id in session.execute(
+        select(Decision.checkpoint_id, Decision.rule_id)
+        .where(Decision.verdict == "fired")
+        .order_by(Decision.id)
+    ).tuples():
+        fired[checkpoint_id].append(rule_id)
+    deep: dict[int, list[str]] = defaultdict(list)
+    for checkpoint_id, state in session.execute(
+        select(Job.checkpoint_id, Job.state).where(Job.kind == JobKind.deep_eval).order_by(Job.id)
+    ).tuples():
+        deep[checkpoint_id].append(JobState(state).value)
+    by_run: dict[int, list[CheckpointStatus]] = defaultdict(list)
+    checkpoints = session.scalars(select(Checkpoint)).all()
+    for cp in sorted(checkpoints, key=lambda c: (c.run_id, c.step is None, c.step or 0, c.id)):
+        by_run[cp.run_id].append(
+            CheckpointStatus(
+                id=cp.id,
+                content_hash=cp.content_hash,
+                step=cp.step,
+                stage=cp.stage,
+                state=cp.state.value,
+                path=cp.path,
+                discovered_at=cp.discovered_at,
+                fired_rules=fired.get(cp.id, []),
+                deep_jobs=deep.get(cp.id, []),
+                error=cp.error,
+            )
+        )
+    runs = [
+        RunStatus(name=run.name, checkpoints=by_run.get(run.id, []))
+        for run in session.scalars(select(Run).order_by(Run.id))
+    ]
+    jobs: dict[str, dict[str, int]] = defaultdict(dict)
+    for kind, state, count in session.execute(
+        select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
+    ).tuples():
+        jobs[JobKind(kind).value][JobState(state).value] = count
+    failures = [
+        SourceFailureStatus(path=f.path, reason=f.reason)
+        for f in session.scalars(
+            select(SourceFailure)
+            .where(SourceFailure.resolved.is_(False))
+            .order_by(SourceFailure.id)
+        )
+    ]
+    return StatusSnapshot(runs=runs, jobs=dict(jobs), source_failures=failures)
 
 
 def status_tables(settings: Settings) -> list[Table]:
     db = Database(settings.resolved_database_url())
+    try:
+        with db.session() as session:
+            snapshot = status_snapshot(session)
+    finally:
+        db.dispose()
+    return render_tables(snapshot, db.url)
+
+
+def render_tables(snapshot: StatusSnapshot, database: str) -> list[Table]:
+    """The snapshot as rich tables: one per run, then jobs, then refused folders."""
     tables: list[Table] = []
-    with db.session() as session:
-        runs = list(session.scalars(select(Run).order_by(Run.id)))
-        for run in runs:
-            table = Table(title=f"run {run.name}")
-            for column in ("step", "checkpoint", "state", "fired rules", "deep", "error"):
-                table.add_column(column)
-            checkpoints = sorted(run.checkpoints, key=lambda c: (c.step is None, c.step or 0, c.id))
-            for cp in checkpoints:
-                fired = session.scalars(
-                    select(Decision.rule_id).where(
-                        Decision.checkpoint_id == cp.id, Decision.verdict == "fired"
-                    )
-                ).all()
-                deep = session.scalars(
-                    select(Job.state).where(Job.checkpoint_id == cp.id, Job.kind == "deep_eval")
-                ).all()
-                table.add_row(
-                    "-" if cp.step is None else str(cp.step),
-                    cp.content_hash.removeprefix("sha256:")[:12],
-                    cp.state.value,
-                    ", ".join(fired) or "-",
-                    ", ".join(s.value for s in deep) or "-",
-                    (cp.error or "")[:80],
-                )
-            tables.append(table)
-        jobs = Counter(
-            f"{kind.value}:{state.value}"
-            for kind, state in session.execute(select(Job.kind, Job.state)).tuples()
-        )
-        if jobs:
-            job_table = Table(title="jobs")
-            job_table.add_column("kind:state")
-            job_table.add_column("count", justify="right")
-            for key, count in sorted(jobs.items()):
-                job_table.add_row(key, str(count))
-            tables.append(job_table)
-        failures = list(
-            session.scalars(select(SourceFailure).where(SourceFailure.resolved.is_(False)))
-        )
-        if failures:
-            fail_table = Table(title="refused or corrupt checkpoint folders")
-            fail_table.add_column("path")
-            fail_table.add_column("reason")
-            for failure in failures:
-                fail_table.add_row(failure.path, failure.reason)
-            tables.append(fail_table)
-        if not runs and not failures:
-            empty = Table(title="no checkpoints yet")
-            empty.add_column(f"database {db.url}")
-            tables.append(empty)
-    db.dispose()
+    for run in snapshot.runs:
+        table = Table(title=f"run {run.name}")
+        for column in ("step", "checkpoint", "state", "fired rules", "deep", "error"):
+            table.add_column(column)
+        for cp in run.checkpoints:
+            table.add_row(
+                "-" if cp.step is None else str(cp.step),
+                cp.content_hash.removeprefix("sha256:")[:12],
+                cp.state,
+                ", ".join(cp.fired_rules) or "-",
+                ", ".join(cp.deep_jobs) or "-",
+                (cp.error or "")[:80],
+            )
+        tables.append(table)
+    if snapshot.jobs:
+        job_table = Table(title="jobs")
+        job_table.add_column("kind:state")
+        job_table.add_column("count", justify="right")
+        counts = {
+            f"{kind}:{state}": count
+            for kind, states in snapshot.jobs.items()
+            for state, count in states.items()
+        }
+        for key, count in sorted(counts.items()):
+            job_table.add_row(key, str(count))
+        tables.append(job_table)
+    if snapshot.source_failures:
+        fail_table = Table(title="refused or corrupt checkpoint folders")
+        fail_table.add_column("path")
+        fail_table.add_column("reason")
+        for failure in snapshot.source_failures:
+            fail_table.add_row(failure.path, failure.reason)
+        tables.append(fail_table)
+    if not snapshot.runs and not snapshot.source_failures:
+        empty = Table(title="no checkpoints yet")
+        empty.add_column(f"database {database}")
+        tables.append(empty)
     return tables

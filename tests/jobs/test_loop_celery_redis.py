@@ -72,9 +72,9 @@ def celery_worker(
 
 @pytest.fixture
 def database_url_pg(postgres_url: str) -> str:
-    from tests.conftest import _reset_postgres
+    from tests.conftest import reset_postgres
 
-    _reset_postgres(postgres_url)
+    reset_postgres(postgres_url)
     return postgres_url
 
 

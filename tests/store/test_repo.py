@@ -98,7 +98,7 @@ def test_expired_leases_are_resent_and_exhausted_ones_fail(database_url: str) ->
         repo.claim_job(s, b_id, "w", 10, NOW)
     later = NOW + timedelta(seconds=11)
     with db.session() as s:
-        assert repo.expire_exhausted_jobs(s, later) == 1
+        assert repo.expire_exhausted_jobs(s, later) == [b_id]
         assert [j.id for j in repo.jobs_to_enqueue(s, later, 60)] == [a_id]
     db.dispose()
 

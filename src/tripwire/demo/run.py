@@ -8,6 +8,7 @@ exactly as ``tripwire watch`` would: nothing is handed to it directly.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import threading
 import time
@@ -52,6 +53,9 @@ def run_demo(
     """Run the demo into ``out``; return the report index."""
     console = console or Console()
     started = time.monotonic()
+    # lm-eval, datasets and transformers draw a progress bar per task and per shard; in the demo
+    # they would bury the discoveries and the summary. The trainer process inherits this too.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     root = find_repo_root()
     out = out.resolve()
     if fresh and out.exists():
@@ -144,7 +148,7 @@ def _summary(service: Service, console: Console) -> None:
             table.add_row(
                 str(cp.step),
                 *cells,
-                ", ".join(fired) or "-",
+                "\n".join(fired) or "-",
                 ", ".join(f"{j.state.value}" for j in deep) or "-",
             )
     console.print(table)

@@ -21,17 +21,22 @@ TASK_ROUTES = {
     "tripwire.report": {"queue": "control"},
 }
 
-VISIBILITY_TIMEOUT_S = 6 * 3600
-"""Redis redelivers an unacknowledged task after this long; above the longest evaluation."""
-TASK_TIME_LIMIT_S = 5 * 3600
-"""Hard limit on one task; the pool child is killed past it."""
-TASK_SOFT_TIME_LIMIT_S = TASK_TIME_LIMIT_S - 300
-"""Soft limit: the task gets an exception and can release its job cleanly."""
 
+def celery_settings(
+    broker_url: str,
+    *,
+    visibility_timeout_s: float = 6 * 3600.0,
+    task_time_limit_s: float = 5 * 3600.0,
+) -> dict[str, Any]:
+    """The Celery configuration for ``broker_url`` (``memory://`` for the embedded mode).
 
-def celery_settings(broker_url: str) -> dict[str, Any]:
-    """The Celery configuration for ``broker_url`` (``memory://`` for the embedded mode)."""
-    transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    ``visibility_timeout_s``: Redis redelivers an unacknowledged task after this long; keep it
+    above the longest evaluation (the job lease stops a redelivered copy from running twice
+    anyway). ``task_time_limit_s``: the pool child is killed past it; the soft limit a little
+    earlier lets the task release its job cleanly.
+    """
+    transport_options = {"visibility_timeout": visibility_timeout_s}
+    soft_limit = max(task_time_limit_s - min(300.0, task_time_limit_s / 10), 1.0)
     return {
         "broker_url": broker_url,
         "result_backend": None,
@@ -42,8 +47,8 @@ def celery_settings(broker_url: str) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_time_limit": TASK_TIME_LIMIT_S,
-        "task_soft_time_limit": TASK_SOFT_TIME_LIMIT_S,
+        "task_time_limit": task_time_limit_s,
+        "task_soft_time_limit": soft_limit,
         "task_send_sent_event": True,
         "worker_send_task_events": True,
         "task_queues": [Queue(name) for name in QUEUES],
@@ -51,7 +56,7 @@ def celery_settings(broker_url: str) -> dict[str, Any]:
         "task_routes": TASK_ROUTES,
         "broker_transport_options": transport_options,
         "result_backend_transport_options": transport_options,
-        "visibility_timeout": VISIBILITY_TIMEOUT_S,
+        "visibility_timeout": visibility_timeout_s,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_cancel_long_running_tasks_on_connection_loss": True,

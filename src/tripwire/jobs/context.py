@@ -41,6 +41,8 @@ class Context:
     """How often a running job renews its lease."""
     resend_after_s: float = 60.0
     """The reconciler re-sends a pending job not started this long after it was sent."""
+    max_attempts: int = 3
+    """Claims of a new job before it is failed for good."""
 
 
 def default_owner() -> str:
@@ -62,4 +64,8 @@ def context_from_settings(settings: Settings, send: Sender) -> Context:
         report_dir=settings.resolved_report_dir(),
         send=send,
         owner=default_owner(),
+        lease_s=settings.lease_s,
+        heartbeat_s=settings.heartbeat_s,
+        resend_after_s=settings.resend_after_s,
+        max_attempts=settings.max_attempts,
     )

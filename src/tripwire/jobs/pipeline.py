@@ -63,7 +63,10 @@ def reconcile(ctx: Context, now: datetime | None = None) -> int:
     """
     now = now or utcnow()
     with ctx.db.session() as session:
-        repo.expire_exhausted_jobs(session, now)
+        exhausted = repo.expire_exhausted_jobs(session, now)
+    for job_id in exhausted:
+        _after_failure(ctx, job_id)
+    with ctx.db.session() as session:
         ids = [job.id for job in repo.jobs_to_enqueue(session, now, ctx.resend_after_s)]
     send_jobs(ctx, ids)
     return len(ids)
@@ -94,6 +97,7 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
         job, new_job = repo.ensure_job(
             session,
             key=f"proxy:{found.content_hash}:{suite.content_hash}",
+            max_attempts=ctx.max_attempts,
             kind=JobKind.proxy_eval,
             checkpoint_id=checkpoint.id,
             suite_path=str(suite.path),
@@ -190,11 +194,19 @@ def run_job(ctx: Context, job_id: int) -> str:
 
 def _fail(ctx: Context, job_id: int, kind: JobKind, reason: str) -> None:
     """Fail a job visibly; a failed proxy evaluation fails its checkpoint, and the run goes on."""
-    follow_ups: list[int] = []
     with ctx.db.session() as session:
         repo.fail_job(session, job_id, reason)
+    log.error("job %s (%s) failed: %s", job_id, kind.value, reason)
+    _after_failure(ctx, job_id)
+
+
+def _after_failure(ctx: Context, job_id: int) -> None:
+    """A failed job's consequences: its checkpoint fails (proxy), a report says why."""
+    follow_ups: list[int] = []
+    with ctx.db.session() as session:
         job = session.get(Job, job_id)
         assert job is not None
+        kind, reason = job.kind, job.error
         checkpoint = job.checkpoint
         if kind == JobKind.proxy_eval:
             repo.set_checkpoint_state(session, checkpoint.id, CheckpointState.failed, reason)
@@ -203,11 +215,11 @@ def _fail(ctx: Context, job_id: int, kind: JobKind, reason: str) -> None:
             report, _ = repo.ensure_job(
                 session,
                 key=f"report:{checkpoint.content_hash}:failed:{job_id}",
+                max_attempts=ctx.max_attempts,
                 kind=JobKind.report,
                 checkpoint_id=checkpoint.id,
             )
             follow_ups.append(report.id)
-    log.error("job %s (%s) failed: %s", job_id, kind.value, reason)
     send_jobs(ctx, follow_ups)
 
 
@@ -253,6 +265,7 @@ def _proxy_eval(ctx: Context, job_id: int) -> list[int]:
         decide, _ = repo.ensure_job(
             session,
             key=f"decide:{job.checkpoint.content_hash}:{ctx.policy.content_hash}",
+            max_attempts=ctx.max_attempts,
             kind=JobKind.decide,
             checkpoint_id=job.checkpoint_id,
             payload={"policy_hash": ctx.policy.content_hash},
@@ -273,6 +286,7 @@ def _decide(ctx: Context, job_id: int) -> list[int]:
         report, _ = repo.ensure_job(
             session,
             key=f"report:{job.checkpoint.content_hash}:decided:{ctx.policy.content_hash}",
+            max_attempts=ctx.max_attempts,
             kind=JobKind.report,
             checkpoint_id=job.checkpoint_id,
         )
@@ -297,6 +311,7 @@ def _deep_eval(ctx: Context, job_id: int) -> list[int]:
         report, _ = repo.ensure_job(
             session,
             key=f"report:{job.checkpoint.content_hash}:deep:{result.suite_hash}",
+            max_attempts=ctx.max_attempts,
             kind=JobKind.report,
             checkpoint_id=job.checkpoint_id,
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
 
 from tripwire.jobs import tasks
 from tripwire.jobs.context import Context, context_from_settings
@@ -70,10 +71,14 @@ class Service:
         """Wait until no job is pending or running, re-sending lost ones. False on timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if unsettled_jobs(self.ctx) == 0:
-                return True
-            time.sleep(poll_s)
-            reconcile(self.ctx)
+            try:
+                if unsettled_jobs(self.ctx) == 0:
+                    return True
+                time.sleep(poll_s)
+                reconcile(self.ctx)
+            except OperationalError:  # the database is briefly unreachable: keep waiting
+                log.warning("database unreachable while waiting for jobs; retrying")
+                time.sleep(poll_s)
         return False
 
     def log_scan(self, summary: ScanSummary) -> None:

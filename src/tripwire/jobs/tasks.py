@@ -16,22 +16,34 @@ from tripwire.settings import Settings
 log = logging.getLogger(__name__)
 
 app = Celery("tripwire")
-app.conf.update(celery_settings(Settings().broker_url or "memory://localhost/"))
+
+
+def _settings_for(broker_url: str, settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or Settings()
+    return celery_settings(
+        broker_url,
+        visibility_timeout_s=settings.visibility_timeout_s,
+        task_time_limit_s=settings.task_time_limit_s,
+    )
+
+
+app.conf.update(_settings_for(Settings().broker_url or "memory://localhost/"))
 
 _context: Context | None = None
 _context_lock = threading.Lock()
 
 
-def configure(broker_url: str) -> None:
+def configure(broker_url: str, settings: Settings | None = None) -> None:
     """Point the app at a broker.
 
     Celery caches its connection and producer pools on first use, so a change of broker in a
     running process (tests, or the demo after a ``watch``) must drop them too; otherwise sends
     would still go to the old broker while the worker listens on the new one.
     """
-    if app.conf.broker_url == broker_url:
+    changed = app.conf.broker_url != broker_url
+    app.conf.update(_settings_for(broker_url, settings))
+    if not changed:
         return
-    app.conf.update(celery_settings(broker_url))
     if app._pool is not None:
         app._pool.force_close_all()
         app._pool = None
@@ -91,6 +103,8 @@ def worker_argv(queues: list[str], concurrency: int, pool: str, loglevel: str) -
         f"--queues={','.join(queues)}",
         f"--concurrency={concurrency}",
         f"--pool={pool}",
+        # A fresh pool child per task: no state (or CUDA memory) carried between evaluations.
+        *(["--max-tasks-per-child=1"] if pool == "prefork" else []),
         f"--loglevel={loglevel}",
         "--without-gossip",
         "--without-mingle",

@@ -67,9 +67,13 @@ class Watcher:
         """Scan until ``stop`` is set; file events wake the loop before the interval ends."""
         while not stop.is_set():
             started = time.monotonic()
-            summary = self.poll_once()
-            if on_scan is not None:
-                on_scan(summary)
+            try:
+                summary = self.poll_once()
+            except Exception:  # e.g. the database briefly unreachable: try again next scan
+                log.exception("scan failed; retrying in %.1f s", self.scan_interval_s)
+            else:
+                if on_scan is not None:
+                    on_scan(summary)
             remaining = max(self.scan_interval_s - (time.monotonic() - started), 0.05)
             deadline = time.monotonic() + remaining
             while not stop.is_set() and time.monotonic() < deadline:

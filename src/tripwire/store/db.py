@@ -10,8 +10,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from tripwire.store.models import Base
-
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -34,8 +32,10 @@ def make_engine(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create the tables that do not exist yet."""
-    Base.metadata.create_all(engine)
+    """Bring the schema to the latest migration (creating it in an empty database)."""
+    from tripwire.store.migrate import upgrade
+
+    upgrade(engine)
 
 
 class Database:

@@ -383,23 +383,37 @@ def jobs_to_enqueue(session: Session, now: datetime, resend_after_s: float) -> l
     )
 
 
-def expire_exhausted_jobs(session: Session, now: datetime) -> int:
-    """Running jobs whose lease expired on their last attempt become failed."""
-    result = session.execute(
-        update(Job)
-        .where(
-            Job.state == JobState.running,
-            Job.lease_until < now,
-            Job.attempts >= Job.max_attempts,
+def expire_exhausted_jobs(session: Session, now: datetime) -> list[int]:
+    """Running jobs whose lease expired on their last attempt become failed; returns their ids.
+
+    This is how a job whose worker keeps dying (OOM, SIGKILL) ends instead of looping.
+    """
+    ids = list(
+        session.scalars(
+            select(Job.id)
+            .where(
+                Job.state == JobState.running,
+                Job.lease_until < now,
+                Job.attempts >= Job.max_attempts,
+            )
+            .with_for_update(skip_locked=True)
         )
-        .values(
-            state=JobState.failed,
-            finished_at=now,
-            error=func.coalesce(Job.error, "lease expired on the last attempt (worker lost)"),
-        )
-        .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    if ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.state == JobState.running)
+            .values(
+                state=JobState.failed,
+                finished_at=now,
+                lease_until=None,
+                error=func.coalesce(
+                    Job.error, "the worker was lost on every attempt (lease expired)"
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return ids
 
 
 def set_checkpoint_state(

@@ -1,0 +1,192 @@
+"""``tripwire worker``: Celery worker processes, one per GPU, supervised.
+
+Each GPU gets its own worker process with ``CUDA_VISIBLE_DEVICES`` set to that one device, a
+prefork pool of concurrency 1 and a fresh pool child per task (``--max-tasks-per-child 1``), so
+an evaluation never inherits another's CUDA context or fragmented memory, and an OOM kill takes
+down only the child. This supervising process never imports torch, so CUDA is never
+initialised in it. On a machine with no GPU, the same layout runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+CELERY_APP = "tripwire.jobs.tasks:app"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One worker process to run."""
+
+    name: str
+    """Celery node name prefix (``gpu0``, ``cpu1``)."""
+    queues: tuple[str, ...]
+    gpu: str | None
+    """The device index made visible to the process, or None for a CPU worker."""
+    loglevel: str = "INFO"
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "celery",
+            f"--app={CELERY_APP}",
+            "worker",
+            f"--hostname={self.name}@%h",
+            f"--queues={','.join(self.queues)}",
+            "--pool=prefork",
+            "--concurrency=1",
+            "--max-tasks-per-child=1",
+            f"--loglevel={self.loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+
+    def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        env = dict(os.environ if base is None else base)
+        if self.gpu is None:
+            env["CUDA_VISIBLE_DEVICES"] = ""
+            env["TRIPWIRE_DEVICE"] = "cpu"
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpu
+            env["TRIPWIRE_DEVICE"] = "cuda:0"  # the one visible device
+        return env
+
+
+def detect_gpus() -> list[str]:
+    """GPU indices from ``nvidia-smi`` (without importing torch); empty when there is none."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def plan_workers(
+    gpus: str | None, queues: Sequence[str], cpu_workers: int = 1, loglevel: str = "INFO"
+) -> list[WorkerSpec]:
+    """The worker processes for ``--gpus`` (``0,1``, ``auto`` or None for CPU workers)."""
+    devices: list[str]
+    if gpus is None or gpus.strip() in ("", "none"):
+        devices = []
+    elif gpus.strip() == "auto":
+        devices = detect_gpus()
+        if not devices:
+            log.warning("--gpus auto: no GPU found (no nvidia-smi); running CPU workers")
+    else:
+        devices = [g.strip() for g in gpus.split(",") if g.strip()]
+        bad = [g for g in devices if not g.isdigit()]
+        if bad or len(set(devices)) != len(devices):
+            raise ValueError(
+                f"--gpus: expected distinct device indices such as 0,1 or 'auto'; got {gpus!r}"
+            )
+    if devices:
+        return [WorkerSpec(f"gpu{g}", tuple(queues), g, loglevel) for g in devices]
+    return [WorkerSpec(f"cpu{i}", tuple(queues), None, loglevel) for i in range(cpu_workers)]
+
+
+@dataclass
+class _Running:
+    spec: WorkerSpec
+    process: subprocess.Popen[bytes]
+    restarts: list[float] = field(default_factory=list)
+
+
+class Supervisor:
+    """Starts the worker processes, restarts one that dies, stops them all on SIGTERM/SIGINT.
+
+    A worker that dies more than ``max_restarts`` times in ``window_s`` is left down and the
+    supervisor exits non-zero, so a broken host shows up rather than crash-looping forever.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[WorkerSpec],
+        *,
+        max_restarts: int = 5,
+        window_s: float = 300.0,
+        shutdown_grace_s: float = 60.0,
+    ) -> None:
+        self.specs = list(specs)
+        self.max_restarts = max_restarts
+        self.window_s = window_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self._running: list[_Running] = []
+        self._stopping = False
+
+    def _start(self, spec: WorkerSpec) -> subprocess.Popen[bytes]:
+        log.info("starting worker %s (gpu %s) on queues %s", spec.name, spec.gpu, spec.queues)
+        return subprocess.Popen(spec.argv(), env=spec.env())
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stopping = True
+
+    def run(self) -> int:
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            self._running = [_Running(s, self._start(s)) for s in self.specs]
+            while not self._stopping:
+                time.sleep(0.5)
+                for worker in self._running:
+                    code = worker.process.poll()
+                    if code is None or self._stopping:
+                        continue
+                    now = time.monotonic()
+                    worker.restarts = [t for t in worker.restarts if now - t < self.window_s]
+                    if len(worker.restarts) >= self.max_restarts:
+                        log.error(
+                            "worker %s died %d times in %.0f s; giving up",
+                            worker.spec.name,
+                            len(worker.restarts) + 1,
+                            self.window_s,
+                        )
+                        self._stopping = True
+                        self.stop()
+                        return 1
+                    log.warning("worker %s exited with %s; restarting", worker.spec.name, code)
+                    worker.restarts.append(now)
+                    worker.process = self._start(worker.spec)
+            self.stop()
+            return 0
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def stop(self) -> None:
+        """Warm shutdown: SIGTERM lets a running task finish; SIGKILL after the grace period."""
+        for worker in self._running:
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.shutdown_grace_s
+        for worker in self._running:
+            try:
+                worker.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                worker.process.kill()
+                worker.process.wait()
+
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._running]
