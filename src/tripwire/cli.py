@@ -26,9 +26,11 @@ app = typer.Typer(
 )
 policy_app = typer.Typer(help="Validate and inspect trigger policies.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
+audit_app = typer.Typer(help="Check the decision log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # piped: no 80-column wrap
 err = Console(stderr=True)
 
 
@@ -244,17 +246,93 @@ def report(
 
 
 @policy_app.command("check")
-def policy_check(file: Annotated[Path, typer.Argument(help="Policy file.")]) -> None:
-    """Validate a policy and the suites it names."""
-    from tripwire.policy.schema import load_policy
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy file.")],
+    allow_underpowered: Annotated[
+        bool, typer.Option(help="Warn, instead of failing, on rules that cannot decide.")
+    ] = False,
+    discordance: Annotated[
+        float, typer.Option(min=0.001, max=1, help="Share of items changing between checkpoints.")
+    ] = 0.25,
+    power: Annotated[float, typer.Option(min=0.5, max=0.999, help="Power for the MDE.")] = 0.8,
+    base_score: Annotated[
+        float, typer.Option(min=1, max=99, help="Reference score (points) for relative scales.")
+    ] = 50.0,
+) -> None:
+    """Validate a policy and print each rule's minimum detectable effect for the suite sizes."""
+    from tripwire.policy.check import check_policy, power_table
+    from tripwire.policy.power import Planning
 
     try:
-        loaded = load_policy(file)
+        check = check_policy(file, Planning(discordance, power, base_score / 100))
     except TripwireError as exc:
         raise _fail(exc) from None
+    loaded = check.loaded
     console.print(
-        f"{file}: ok · policy {loaded.name} · hash {loaded.content_hash[:12]} · "
+        f"{file}: valid · policy {loaded.name} · hash {loaded.content_hash[:12]} · "
         f"{len(loaded.policy.rules)} rules · proxy suite {loaded.proxy_suite.name}"
+    )
+    console.print(power_table(check))
+    for line in check.unknown:
+        err.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+    label = "[yellow]warning:[/]" if allow_underpowered else "[bold red]error:[/]"
+    for line in check.underpowered:
+        err.print(f"{label} {line}", highlight=False, soft_wrap=True)
+    if check.underpowered and not allow_underpowered:
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def backtest(
+    policy: Annotated[Path, typer.Option(help="Policy file to replay.")],
+    run: Annotated[str | None, typer.Option(help="Only this run.")] = None,
+    compute_factor: Annotated[
+        float, typer.Option(min=1.01, help="The compute rule compared: every this-x compute.")
+    ] = 4.0,
+) -> None:
+    """Replay stored proxy results through a policy, beside what happened and a compute rule."""
+    from tripwire.history import backtest_table, run_backtest
+    from tripwire.policy.schema import load_policy
+    from tripwire.store.db import Database
+
+    settings = _settings()
+    try:
+        loaded = load_policy(policy)
+        db = Database(settings.resolved_database_url())
+        with db.session() as session:
+            result = run_backtest(session, loaded, run, compute_factor)
+    except TripwireError as exc:
+        raise _fail(exc) from None
+    for line in backtest_table(result, loaded.name):
+        console.print(line)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    head: Annotated[
+        str | None, typer.Option(help="A head hash printed earlier: fail if it is gone.")
+    ] = None,
+) -> None:
+    """Recompute the decision log's hash chain; name the first altered or removed record."""
+    from tripwire.audit import verify_chain
+    from tripwire.store.db import Database
+
+    settings = _settings()
+    try:
+        db = Database(settings.resolved_database_url())
+        with db.session() as session:
+            result = verify_chain(session, expected_head=head)
+    except TripwireError as exc:
+        raise _fail(exc) from None
+    if result.broken is not None:
+        err.print(f"[bold red]broken:[/] {result.broken.message}", highlight=False, soft_wrap=True)
+        err.print(f"{result.checked} records verified before it", highlight=False)
+        raise typer.Exit(code=1)
+    console.print(
+        f"decision log intact: {result.checked} records; head {result.head} "
+        "(keep it elsewhere and pass it back with --head to detect truncation)",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -6,6 +6,7 @@ what is allowed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,9 @@ from pydantic import BaseModel, ValidationError
 from tripwire.errors import ConfigError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+Problem = tuple[tuple[int | str, ...], str]
+"""A problem found after validation: the field path and what is wrong."""
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -28,11 +32,13 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any,
         lines[loader.construct_object(key_node)] = key_node.start_mark.line + 1
     mapping_with_lines = _LinedDict(mapping)
     mapping_with_lines.lines = lines
+    mapping_with_lines.start_line = node.start_mark.line + 1
     return mapping_with_lines
 
 
 class _LinedDict(dict[Any, Any]):
     lines: dict[Any, int]
+    start_line: int
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -50,6 +56,8 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[str, int | None]:
     shown: list[str] = []
     for i, part in enumerate(loc):
         if isinstance(node, _LinedDict):
+            if i < len(loc) - 1 and node.get("type") == part:
+                continue  # a discriminated union's tag that is also a field name (level)
             if part in node:
                 line = node.lines.get(part, line)
                 node = node[part]
@@ -59,6 +67,8 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[str, int | None]:
             continue
         if isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
+            if isinstance(node, _LinedDict):
+                line = node.start_line
             shown.append(str(part))
             continue
         shown.append(str(part))
@@ -68,6 +78,8 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[str, int | None]:
 
 def _describe(error: Any) -> str:
     ctx = error.get("ctx") or {}
+    if error.get("type") == "union_tag_not_found":
+        return f"{error['msg']}: give the {ctx.get('discriminator', 'type')} field"
     expected = ctx.get("expected")
     if expected and str(expected) not in error["msg"]:
         return f"{error['msg']}; allowed: {expected}"
@@ -90,11 +102,45 @@ def read_yaml(path: Path, error_cls: type[ConfigError] = ConfigError) -> Any:
 
 def load_model(path: Path, model: type[ModelT], error_cls: type[ConfigError]) -> ModelT:
     """Read ``path`` and validate it as ``model``; every problem is reported at once."""
+    return read_and_validate(path, model, error_cls)[0]
+
+
+def problem_at(data: Any, loc: tuple[int | str, ...], message: str) -> str:
+    """A problem found after validation, as one line: line, field path, message, bad value."""
+    field, line = _locate(data, loc)
+    where = f"line {line}: " if line else ""
+    value = _value_at(data, loc)
+    shown = "" if value is None or isinstance(value, Mapping | list) else f" (got {value!r})"
+    return f"{where}{field}: {message}{shown}"
+
+
+def _value_at(data: Any, loc: tuple[int | str, ...]) -> Any:
+    node = data
+    for part in loc:
+        if not isinstance(node, dict | list):
+            return None
+        try:
+            node = node[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def read_and_validate(
+    path: Path,
+    model: type[ModelT],
+    error_cls: type[ConfigError],
+    context: dict[str, Any] | None = None,
+) -> tuple[ModelT, Any]:
+    """Read ``path`` and validate it as ``model``; return the model and the parsed YAML.
+
+    The YAML remembers the line of every key, for :func:`problem_at`.
+    """
     data = read_yaml(path, error_cls)
     if not isinstance(data, dict):
         raise error_cls(path, [f"expected a mapping at the top level, got {type(data).__name__}"])
     try:
-        return model.model_validate(data, context={"path": path})
+        return model.model_validate(data, context={"path": path, **(context or {})}), data
     except ValidationError as exc:
         problems = []
         for err in exc.errors():

@@ -184,7 +184,8 @@ class Rig:
         return Database(self.database_url)
 
     def logs(self) -> str:
-        parts = [f"--- {w.log_path.name}\n{w.log()[-3000:]}" for w in self.workers]
+        parts = [dump_jobs(self.db())]
+        parts += [f"--- {w.log_path.name}\n{w.log()[-3000:]}" for w in self.workers]
         for path in sorted(self.root.glob("scheduler-*.log")):
             parts.append(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}")
         return "\n".join(parts)
@@ -200,6 +201,21 @@ class Rig:
                     proc.wait()
         for worker in self.workers:
             worker.stop()
+
+
+def dump_jobs(db: Database) -> str:
+    """The job table, for failure messages."""
+    try:
+        with db.session() as s:
+            rows = s.scalars(select(Job).order_by(Job.id)).all()
+            return "\n".join(
+                f"job {j.id} {j.kind.value} cp={j.checkpoint_id} {j.state.value} "
+                f"attempts={j.attempts}/{j.max_attempts} lease={j.lease_until} "
+                f"sent={j.enqueued_at} error={(j.error or '')[:200]!r}"
+                for j in rows
+            )
+    except Exception as exc:  # the database may be the thing that is down
+        return f"(jobs unavailable: {exc})"
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, poll_s: float = 0.1) -> Any:
@@ -237,7 +253,7 @@ def assert_exactly_once(db: Database, checkpoints: int) -> list[Job]:
         assert len(cps) == checkpoints, [c.path for c in cps]
         jobs = list(s.scalars(select(Job)))
         for job in jobs:
-            assert job.state in (JobState.done, JobState.failed), (job.key, job.state)
+            assert job.state in (JobState.done, JobState.failed), (job.key, job.state, job.error)
             if job.state == JobState.failed:
                 assert job.error, f"job {job.key} failed without a reason"
         for cp in cps:

@@ -67,6 +67,10 @@ def _settle(rig: Rig, service_timeout: float = SETTLE_S) -> None:
     assert ok, f"jobs did not settle\n{rig.logs()}"
 
 
+def _rows(jobs: list[Job]) -> list[tuple[str, str, int, str | None]]:
+    return [(j.kind.value, j.state.value, j.attempts, j.error) for j in jobs]
+
+
 def _attempts(rig: Rig, kind: JobKind = JobKind.proxy_eval) -> list[int]:
     with rig.db().session() as s:
         return list(s.scalars(select(Job.attempts).where(Job.kind == kind).order_by(Job.id)))
@@ -85,7 +89,7 @@ def test_sigkill_of_the_worker_main_process_mid_evaluation(rig: Rig) -> None:
         rig.start_worker()
         assert service.wait_until_settled(timeout_s=SETTLE_S), rig.logs()
     jobs = assert_exactly_once(rig.db(), checkpoints=1)
-    assert all(j.state == JobState.done for j in jobs), [(j.key, j.error) for j in jobs]
+    assert all(j.state == JobState.done for j in jobs), _rows(jobs)
 
 
 def test_sigkill_of_the_pool_child_mid_evaluation_reruns_the_job_once(rig: Rig) -> None:
@@ -99,7 +103,7 @@ def test_sigkill_of_the_pool_child_mid_evaluation_reruns_the_job_once(rig: Rig) 
             child.send_signal(signal.SIGKILL)
         assert service.wait_until_settled(timeout_s=SETTLE_S), rig.logs()
     jobs = assert_exactly_once(rig.db(), checkpoints=1)
-    assert all(j.state == JobState.done for j in jobs), [(j.key, j.error) for j in jobs]
+    assert all(j.state == JobState.done for j in jobs), _rows(jobs)
     assert _attempts(rig) == [2], "the killed attempt and the one that finished"
     assert worker.process.poll() is None, "the worker survives its child's death"
 
@@ -178,7 +182,7 @@ def test_a_redis_restart_with_its_data_wiped_loses_no_checkpoint(
             assert service.wait_until_settled(timeout_s=SETTLE_S), rig.logs()
         assert time.monotonic() - wiped_at < SETTLE_S
         jobs = assert_exactly_once(rig.db(), checkpoints=3)
-        assert all(j.state == JobState.done for j in jobs), [(j.key, j.error) for j in jobs]
+        assert all(j.state == JobState.done for j in jobs), _rows(jobs)
     finally:
         rig.stop_all()
 
@@ -201,7 +205,7 @@ def test_a_killed_broker_connection_never_runs_a_job_twice_at_once(
             assert service.wait_until_settled(timeout_s=SETTLE_S), rig.logs()
         client.close()
         jobs = assert_exactly_once(rig.db(), checkpoints=1)
-        assert all(j.state == JobState.done for j in jobs), [(j.key, j.error) for j in jobs]
+        assert all(j.state == JobState.done for j in jobs), _rows(jobs)
         # A second concurrent run would have had to claim the job: at most one claim per lease.
         with rig.db().session() as s:
             assert (
@@ -239,7 +243,7 @@ def test_two_schedulers_and_a_scheduler_restart_while_checkpoints_land(rig: Rig)
     wait_for(all_decided, SETTLE_S, f"four decided checkpoints\n{rig.logs()}", poll_s=0.5)
     wait_for(lambda: settled(db), SETTLE_S, f"settled jobs\n{rig.logs()}", poll_s=0.5)
     jobs = assert_exactly_once(db, checkpoints=4)
-    assert all(j.state == JobState.done for j in jobs), [(j.key, j.error) for j in jobs]
+    assert all(j.state == JobState.done for j in jobs), _rows(jobs)
     assert all(j.attempts == 1 for j in jobs)
 
 
@@ -292,7 +296,7 @@ def test_postgresql_briefly_unreachable_jobs_retry_and_finish(
                 server.start()
                 assert service.wait_until_settled(timeout_s=SETTLE_S), rig.logs()
             jobs = assert_exactly_once(rig.db(), checkpoints=2)
-            assert all(j.state == JobState.done for j in jobs), [(j.key, j.error) for j in jobs]
+            assert all(j.state == JobState.done for j in jobs), _rows(jobs)
         finally:
             rig.stop_all()
     finally:

@@ -59,5 +59,7 @@ def celery_settings(
         "visibility_timeout": visibility_timeout_s,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # ``--pool prefork`` means this subclass: exited children are replaced within 0.5 s.
+        "worker_pool": "tripwire.jobs.pool:PromptRespawnTaskPool",
         "worker_cancel_long_running_tasks_on_connection_loss": True,
     }

@@ -23,6 +23,8 @@ TASK_NAMES = {
 
 Sender = Callable[[str, int], None]
 """Sends (task name, job id) to the broker."""
+QueueDepth = Callable[[str], int | None]
+"""Messages waiting in a broker queue (None when the broker cannot say)."""
 
 
 @dataclass
@@ -43,13 +45,17 @@ class Context:
     """The reconciler re-sends a pending job not started this long after it was sent."""
     max_attempts: int = 3
     """Claims of a new job before it is failed for good."""
+    queue_depth: QueueDepth | None = None
+    """Lets the reconciler tell a lost message from one still waiting in its queue."""
 
 
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def context_from_settings(settings: Settings, send: Sender) -> Context:
+def context_from_settings(
+    settings: Settings, send: Sender, queue_depth: QueueDepth | None = None
+) -> Context:
     """A context from ``TRIPWIRE_*`` settings."""
     settings.home.mkdir(parents=True, exist_ok=True)
     return Context(
@@ -68,4 +74,5 @@ def context_from_settings(settings: Settings, send: Sender) -> Context:
         heartbeat_s=settings.heartbeat_s,
         resend_after_s=settings.resend_after_s,
         max_attempts=settings.max_attempts,
+        queue_depth=queue_depth,
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tripwire.policy.engine import RuleVerdict, Score, Snapshot, evaluate_policy
+from tripwire.policy.inputs import Lineage
 from tripwire.policy.schema import Actions, LoadedPolicy
 from tripwire.store import repo
 from tripwire.store.models import (
@@ -50,6 +52,7 @@ def snapshot(checkpoint: Checkpoint, evaluation: Evaluation, run: str) -> Snapsh
             higher_is_better=s.higher_is_better,
             item_hashes=tuple(unpack_hashes(s.item_set)),
             item_values=unpack_values(s.outcomes),
+            item_key=s.item_set.digest,
         )
         for s in evaluation.scores
     }
@@ -74,24 +77,47 @@ def has_deep_dispatch(session: Session, checkpoint_id: int) -> bool:
     )
 
 
-def find_baseline(session: Session, checkpoint: Checkpoint) -> Checkpoint | bool | None:
-    """The last earlier checkpoint of the run with a deep evaluation dispatched.
-
-    Returns False when an earlier checkpoint is still undecided (decide later), None when there
-    is no baseline (this is the run's first checkpoint to be decided).
-    """
+def _earlier(session: Session, checkpoint: Checkpoint) -> list[Checkpoint]:
+    """The run's checkpoints before ``checkpoint``, in step order."""
     earlier = [
         c
         for c in session.scalars(select(Checkpoint).where(Checkpoint.run_id == checkpoint.run_id))
         if c.id != checkpoint.id and _order(c) < _order(checkpoint)
     ]
     earlier.sort(key=_order)
+    return earlier
+
+
+def find_baseline(session: Session, checkpoint: Checkpoint) -> Checkpoint | bool | None:
+    """The last earlier checkpoint of the run with a deep evaluation dispatched.
+
+    Returns False when an earlier checkpoint is still undecided (decide later), None when there
+    is no baseline (this is the run's first checkpoint to be decided).
+    """
+    earlier = _earlier(session, checkpoint)
     if any(c.state not in (CheckpointState.decided, CheckpointState.failed) for c in earlier):
         return False
     for candidate in reversed(earlier):
         if candidate.state == CheckpointState.decided and has_deep_dispatch(session, candidate.id):
             return candidate
     return None
+
+
+def lineage(session: Session, checkpoint: Checkpoint, baseline: Checkpoint | None) -> Lineage:
+    """How many checkpoints the run and the baseline have seen, and when the baseline's deep
+    evaluation was dispatched."""
+    decided = [c for c in _earlier(session, checkpoint) if c.state == CheckpointState.decided]
+    if baseline is None:
+        return Lineage(len(decided) + 1, len(decided) + 1, None)
+    since = [c for c in decided if _order(c) > _order(baseline)]
+    dispatched = session.scalar(
+        select(func.min(Job.created_at)).where(
+            Job.checkpoint_id == baseline.id, Job.kind == JobKind.deep_eval
+        )
+    )
+    if dispatched is not None and dispatched.tzinfo is None:
+        dispatched = dispatched.replace(tzinfo=UTC)  # SQLite gives back naive UTC
+    return Lineage(len(since) + 1, len(decided) + 1, dispatched)
 
 
 def decide_checkpoint(
@@ -121,15 +147,23 @@ def decide_checkpoint(
         base_eval = base_eval or proxy_evaluation(session, baseline.id)
         if base_eval is not None:
             base_snapshot = snapshot(baseline, base_eval, run_name)
-    initial = Actions(deep_suites=[s.path for s in policy.initial_suites()])
+    initial = policy.initial_actions()
+    base_checkpoint = baseline if isinstance(baseline, Checkpoint) else None
+    context = lineage(session, checkpoint, base_checkpoint if base_snapshot else None)
     verdicts = evaluate_policy(
-        policy.policy, current, base_snapshot, initial_actions=initial, now=now
+        policy.policy,
+        current,
+        base_snapshot,
+        initial_actions=initial,
+        now=now,
+        lineage=context,
     )
+    shared = _context_inputs(policy, base_snapshot, current, context)
     new_jobs: list[int] = []
     for verdict in verdicts:
         decision = repo.append_decision(
             session,
-            _decision_row(policy, checkpoint, baseline, current_eval, verdict, now),
+            _decision_row(policy, checkpoint, base_checkpoint, current_eval, verdict, now, shared),
         )
         if verdict.verdict != "fired":
             continue
@@ -163,15 +197,17 @@ def _suites(policy: LoadedPolicy, verdict: RuleVerdict, initial: Actions) -> lis
 def _decision_row(
     policy: LoadedPolicy,
     checkpoint: Checkpoint,
-    baseline: Checkpoint | bool | None,
+    baseline: Checkpoint | None,
     evaluation: Evaluation,
     verdict: RuleVerdict,
     now: datetime,
+    shared: dict[str, Any],
 ) -> Decision:
+    """The decision-log row of one verdict: its numbers, its inputs and the rule as written."""
     interval = verdict.interval
     return Decision(
         checkpoint_id=checkpoint.id,
-        baseline_checkpoint_id=baseline.id if isinstance(baseline, Checkpoint) else None,
+        baseline_checkpoint_id=baseline.id if baseline is not None else None,
         policy_name=policy.name,
         policy_hash=policy.content_hash,
         rule_id=verdict.rule_id,
@@ -183,25 +219,20 @@ def _decision_row(
         interval_high=_finite(interval[1]) if interval else None,
         p_value=_finite(verdict.p_value),
         explanation=verdict.explanation,
-        inputs={
-            "evaluation_id": evaluation.id,
-            "suite_hash": evaluation.suite_hash,
-            "threshold": verdict.threshold,
-            "scores": {s.task: s.score for s in evaluation.scores},
-            "comparisons": [
-                {
-                    "task": c.task,
-                    "estimate": _finite(c.estimate),
-                    "low": _finite(c.low),
-                    "high": _finite(c.high),
-                    "p_value": _finite(c.p_value),
-                    "paired_items": c.paired_items,
-                    "method": c.method,
-                    "crossed": c.crossed,
-                }
-                for c in verdict.comparisons
-            ],
-        },
+        inputs=_json_safe(
+            {
+                "evaluation_id": evaluation.id,
+                "suite_hash": evaluation.suite_hash,
+                "threshold": verdict.threshold,
+                "unit": verdict.unit,
+                "scores": {s.task: s.score for s in evaluation.scores},
+                "comparisons": [c.as_json() for c in verdict.comparisons],
+                "details": verdict.details,
+                "children": [c.as_json() for c in verdict.children],
+                "rule": _rule_json(policy, verdict.rule_id),
+                **shared,
+            }
+        ),
         actions={
             "deep_suites": [str(p) for p in verdict.actions.deep_suites],
             "notify": list(verdict.actions.notify),
@@ -209,6 +240,56 @@ def _decision_row(
         },
         decided_at=now,
     )
+
+
+def _context_inputs(
+    policy: LoadedPolicy, baseline: Snapshot | None, current: Snapshot, context: Lineage
+) -> dict[str, Any]:
+    """What every decision of this checkpoint shares: baseline, compute, looks."""
+    shared: dict[str, Any] = _json_safe(
+        {
+            "baseline": None
+            if baseline is None
+            else {
+                "checkpoint": baseline.checkpoint,
+                "step": baseline.step,
+                "scores": {t: s.score for t, s in baseline.scores.items()},
+                "training_flop": baseline.training_flop,
+            },
+            "training_flop": current.training_flop,
+            "lineage": {
+                "looks_since_baseline": context.looks_since_baseline,
+                "looks_in_run": context.looks_in_run,
+                "baseline_at": context.baseline_at.isoformat() if context.baseline_at else None,
+            },
+            "policy_confidence": policy.policy.confidence,
+        }
+    )
+    return shared
+
+
+def _rule_json(policy: LoadedPolicy, rule_id: str) -> dict[str, Any] | None:
+    """The rule's definition as the policy states it, so a decision explains itself."""
+    for rule in policy.policy.rules:
+        if rule.id == rule_id:
+            dumped: dict[str, Any] = _json_safe(rule.model_dump(mode="json"))
+            return dumped
+    return None
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON: no NaN or infinity (PostgreSQL refuses them), no numpy scalars."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        return _finite(value)
+    if hasattr(value, "item"):  # numpy scalar
+        return _json_safe(value.item())
+    return str(value)
 
 
 def _finite(value: float | None) -> float | None:

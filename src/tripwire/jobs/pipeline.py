@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tripwire.errors import CheckpointError, ConfigError, EvaluationError, JobError
+from tripwire.jobs.celery_config import TASK_ROUTES
 from tripwire.jobs.context import TASK_NAMES, Context
 from tripwire.jobs.decide import decide_checkpoint
 from tripwire.sources import DiscoveredCheckpoint
@@ -59,6 +60,9 @@ def send_jobs(ctx: Context, job_ids: list[int]) -> None:
 def reconcile(ctx: Context, now: datetime | None = None) -> int:
     """Re-send pending jobs whose message may be lost and running jobs whose lease expired.
 
+    A pending job is re-sent only when its queue is empty at the broker (or the broker cannot
+    say): while messages wait there, its own is most likely among them, and re-sending would
+    only pile duplicates behind a busy worker. A lost message is re-sent once its queue drains.
     Returns how many were re-sent.
     """
     now = now or utcnow()
@@ -67,7 +71,20 @@ def reconcile(ctx: Context, now: datetime | None = None) -> int:
     for job_id in exhausted:
         _after_failure(ctx, job_id)
     with ctx.db.session() as session:
-        ids = [job.id for job in repo.jobs_to_enqueue(session, now, ctx.resend_after_s)]
+        due = [
+            (job.id, job.kind, job.state)
+            for job in repo.jobs_to_enqueue(session, now, ctx.resend_after_s)
+        ]
+    depths: dict[str, int | None] = {}
+    ids = []
+    for job_id, kind, state in due:
+        if state == JobState.pending and ctx.queue_depth is not None:
+            queue = TASK_ROUTES[TASK_NAMES[kind]]["queue"]
+            if queue not in depths:
+                depths[queue] = ctx.queue_depth(queue)
+            if depths[queue]:
+                continue  # messages are still waiting there: this one is most likely among them
+        ids.append(job_id)
     send_jobs(ctx, ids)
     return len(ids)
 

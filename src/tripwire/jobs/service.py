@@ -35,7 +35,7 @@ class Service:
         self.settings = settings
         self.embedded = not settings.broker_url
         tasks.configure(settings.broker_url or "memory://localhost/")
-        self.ctx: Context = context_from_settings(settings, tasks.send)
+        self.ctx: Context = context_from_settings(settings, tasks.send, tasks.queue_depth)
         tasks.set_context(self.ctx)
         cache = HashCache(settings.home / "cache" / "hashes.sqlite")
         self.sources = [

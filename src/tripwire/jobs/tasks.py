@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import ChannelError
 
 from tripwire.jobs.celery_config import celery_settings
 from tripwire.jobs.context import Context, context_from_settings
@@ -44,9 +45,9 @@ def configure(broker_url: str, settings: Settings | None = None) -> None:
     app.conf.update(_settings_for(broker_url, settings))
     if not changed:
         return
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    # Drop, do not close: kombu keeps one pool per broker URL process-wide and hands the same
+    # one back if this process points at that broker again.
+    app._pool = None
     amqp = app.__dict__.get("amqp")
     if amqp is not None:
         amqp._producer_pool = None
@@ -55,6 +56,21 @@ def configure(broker_url: str, settings: Settings | None = None) -> None:
 def send(task_name: str, job_id: int) -> None:
     """The context's sender: one message per job, routed to its queue by task name."""
     app.send_task(task_name, args=[job_id])
+
+
+def queue_depth(queue: str) -> int | None:
+    """Messages waiting in ``queue`` at the broker; None if the broker cannot be asked."""
+    try:
+        with app.connection_for_write() as connection:
+            channel = connection.default_channel
+            try:
+                declared = channel.queue_declare(queue=queue, passive=True)
+            except ChannelError:  # no such queue: nothing waits there (e.g. a wiped Redis)
+                return 0
+            return int(declared.message_count)
+    except Exception:
+        log.debug("cannot read the depth of queue %s", queue, exc_info=True)
+        return None
 
 
 def set_context(ctx: Context | None) -> None:
@@ -67,7 +83,7 @@ def get_context() -> Context:
     global _context
     with _context_lock:
         if _context is None:
-            _context = context_from_settings(Settings(), send)
+            _context = context_from_settings(Settings(), send, queue_depth)
         return _context
 
 
@@ -97,14 +113,26 @@ def report(job_id: int) -> str:
     return _run(job_id)
 
 
-def worker_argv(queues: list[str], concurrency: int, pool: str, loglevel: str) -> list[str]:
+def worker_argv(
+    queues: list[str],
+    concurrency: int,
+    pool: str,
+    loglevel: str,
+    max_tasks_per_child: int = 1,
+) -> list[str]:
+    """Arguments for ``celery worker``. ``prefork`` is Tripwire's prefork pool (``worker_pool``)."""
+    prefork = pool == "prefork"
     return [
         "worker",
         f"--queues={','.join(queues)}",
         f"--concurrency={concurrency}",
         f"--pool={pool}",
         # A fresh pool child per task: no state (or CUDA memory) carried between evaluations.
-        *(["--max-tasks-per-child=1"] if pool == "prefork" else []),
+        *(
+            [f"--max-tasks-per-child={max_tasks_per_child}"]
+            if prefork and max_tasks_per_child
+            else []
+        ),
         f"--loglevel={loglevel}",
         "--without-gossip",
         "--without-mingle",

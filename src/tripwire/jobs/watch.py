@@ -37,6 +37,9 @@ class Watcher:
         self.sources = list(sources)
         self.scan_interval_s = scan_interval_s
         self._failures_seen: set[tuple[str, str]] = set()
+        self._ingested: set[tuple[str, str]] = set()
+        """(content hash, path) pairs recorded by this process: later scans skip them. A
+        restart forgets them, and ingesting again is a no-op, so nothing is lost either way."""
 
     def poll_once(self) -> ScanSummary:
         summary = ScanSummary()
@@ -52,7 +55,11 @@ class Watcher:
                     record_failure(self.ctx, failure.path, failure.reason)
             for found in scan.ready:
                 summary.ready += 1
+                key = (found.content_hash, str(found.path))
+                if key in self._ingested:
+                    continue
                 _, created = ingest(self.ctx, found)
+                self._ingested.add(key)
                 if created:
                     short = found.content_hash.removeprefix("sha256:")[:12]
                     summary.new.append(f"{found.run} step {found.step} ({short})")

@@ -45,7 +45,7 @@ class WorkerSpec:
             "worker",
             f"--hostname={self.name}@%h",
             f"--queues={','.join(self.queues)}",
-            "--pool=prefork",
+            "--pool=prefork",  # Tripwire's prefork pool, through the app's worker_pool
             "--concurrency=1",
             "--max-tasks-per-child=1",
             f"--loglevel={self.loglevel}",

@@ -2,22 +2,37 @@
 
 A policy names its proxy suite and a list of rules. Each rule says when capability has risen
 enough since the baseline (the last checkpoint of the run that had a deep evaluation) and what
-to do then: run deep suites, notify, hold for review.
+to do then: run deep suites, notify, hold for review. Rule types and their statistics are
+described in ``docs/policies.md``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    model_validator,
+)
 
 from tripwire.errors import PolicyError, SuiteError
 from tripwire.suites import LoadedSuite, load_suite
-from tripwire.validation import load_model
+from tripwire.validation import Problem, problem_at, read_and_validate
 
 POLICY_SCHEMA_VERSION: Literal[1] = 1
+Loc = tuple[str | int, ...]
+"""A field path in a policy file: ``("rules", 0, "threshold")``."""
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 Mode = Literal["point", "detected", "cannot_rule_out"]
 """How uncertainty enters a verdict.
@@ -33,6 +48,52 @@ Scale = Literal["points", "relative", "error_rate_reduction"]
 
 Severity = Literal["alert", "critical"]
 
+Correction = Literal["holm", "bh", "none"]
+"""Correction across a rule's benchmarks in ``detected`` mode: Holm's step-down (family-wise
+error), Benjamini-Hochberg (false discovery rate), or none."""
+
+SCALE_UNITS: dict[str, str] = {
+    "points": "points",
+    "relative": "% relative",
+    "error_rate_reduction": "% of errors",
+}
+
+# ---------------------------------------------------------------- durations
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|min|h|d|w)\s*$")
+_UNIT_S = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"180d"`` -> 180 days. Units: s, min, h, d, w; months and years are refused."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str) or (match := _DURATION.match(value)) is None:
+        raise ValueError(
+            "expected a duration such as '180d'; units: s, min, h, d, w (months and years "
+            "vary in length: write days, e.g. '182d' for six months)"
+        )
+    duration = timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+    if duration <= timedelta(0):
+        raise ValueError("the duration must be positive")
+    return duration
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling: ``182d``, ``12h``, ``90min``, ``45s``."""
+    seconds = value.total_seconds()
+    for unit in ("d", "h", "min"):
+        if seconds % _UNIT_S[unit] == 0:
+            return f"{int(seconds // _UNIT_S[unit])}{unit}"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+
+# ---------------------------------------------------------------- parts of rules
+
 
 class Actions(BaseModel):
     """What a fired rule does."""
@@ -46,26 +107,275 @@ class Actions(BaseModel):
     """Hold the checkpoint for human review."""
 
 
-class DeltaRule(BaseModel):
-    """Fires when a benchmark rose by at least ``threshold`` since the baseline."""
+class Sequential(BaseModel):
+    """How a rule controls false alarms over the repeated looks at a run.
+
+    ``none``: each checkpoint is tested at the rule's confidence on its own. ``alpha_spending``:
+    the k-th look spends alpha / (k (k + 1)) of the error budget, which sums to alpha over any
+    number of looks, so the chance of one false alarm across all looks stays within alpha
+    (``docs/policies.md``, "Repeated looks").
+    """
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    method: Literal["none", "alpha_spending"] = "none"
+    scope: Literal["baseline", "run"] = "baseline"
+    """Count looks since the baseline (the budget renews after each deep evaluation), or since
+    the run's first checkpoint (one budget for the whole run)."""
+
+
+def _sequential_shorthand(value: object) -> object:
+    return {"method": value} if isinstance(value, str) else value
+
+
+SequentialField = Annotated[Sequential, BeforeValidator(_sequential_shorthand)]
+
+
+class _RuleBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(default=None, min_length=1, pattern=ID_PATTERN)
+    """Unique within the policy; required on top-level rules (it keys the decision log). A
+    nested rule without one is called ``<parent id>.<index>``."""
+    description: str = ""
+    severity: Severity = "alert"
+    actions: Actions = Field(default_factory=Actions)
+
+    @property
+    def rule_id(self) -> str:
+        return self.id or "?"
+
+    @property
+    def unit(self) -> str:
+        """The unit of the rule's threshold and statistic."""
+        return ""
+
+    @property
+    def needs_baseline(self) -> bool:
+        """Whether the rule can only be decided against a baseline."""
+        return True
+
+
+class _Statistical(_RuleBase):
+    mode: Mode = "cannot_rule_out"
+    confidence: float | None = Field(default=None, gt=0.5, lt=1)
+    """One-sided confidence level; default the policy's."""
+    sequential: SequentialField = Field(default_factory=Sequential)
+
+
+class _Corrected(_Statistical):
+    correction: Correction = "holm"
+    """Correction across the rule's benchmarks in ``detected`` mode."""
+
+
+# ---------------------------------------------------------------- rule types
+
+
+class DeltaRule(_Corrected):
+    """Fires when a benchmark rose by at least ``threshold`` since the baseline."""
+
     type: Literal["delta"]
     benchmarks: list[str] = Field(min_length=1)
     """Proxy-suite task names; the rule fires if any of them crosses. ``["*"]``: every task."""
-    threshold: float = Field(gt=0)
-    """Minimum rise, in the unit of ``scale``."""
+    threshold: float = Field(ge=0)
+    """Minimum rise, in the unit of ``scale``. 0 (``detected`` mode only): any established rise."""
     scale: Scale = "points"
-    mode: Mode = "cannot_rule_out"
-    confidence: float | None = Field(default=None, gt=0.5, lt=1)
-    """One-sided confidence level for ``detected`` / ``cannot_rule_out``; default the policy's."""
-    severity: Severity = "alert"
-    actions: Actions = Field(default_factory=Actions)
-    description: str = ""
+
+    @property
+    def unit(self) -> str:
+        return SCALE_UNITS[self.scale]
 
 
-Rule = Annotated[DeltaRule, Field(discriminator="type")]
+class LevelRule(_Corrected):
+    """Fires when a benchmark reached an alert level it had not reached at the baseline."""
+
+    type: Literal["level"]
+    benchmarks: list[str] = Field(min_length=1)
+    level: float = Field(gt=0, lt=100)
+    """Alert level in points (score x 100); for lower-is-better metrics, reaching means falling
+    to it."""
+    critical_level: float | None = Field(default=None, gt=0, le=100)
+    """The critical level the alert level warns of, in points (documentation and power check)."""
+
+    @property
+    def unit(self) -> str:
+        return "points"
+
+    @property
+    def needs_baseline(self) -> bool:
+        return False
+
+
+class ComputeRule(_RuleBase):
+    """Fires when training compute grew by ``factor`` since the baseline, or crossed
+    ``above_flop``."""
+
+    type: Literal["compute"]
+    factor: float | None = Field(default=None, gt=1)
+    """Growth since the baseline, as a multiple (4 = 4x)."""
+    above_flop: float | None = Field(default=None, gt=0)
+    """An absolute figure in FLOP (1e26), crossed since the baseline."""
+
+    @property
+    def unit(self) -> str:
+        return "x compute" if self.factor is not None else "FLOP"
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.above_flop is None
+
+
+class CadenceRule(_RuleBase):
+    """Fires when the time since the baseline's deep evaluation reaches ``every``."""
+
+    type: Literal["cadence"]
+    every: Duration
+    """A duration such as ``180d`` (units s, min, h, d, w)."""
+
+    @property
+    def unit(self) -> str:
+        return "days"
+
+
+class ElicitationGapRule(_Corrected):
+    """Fires when an elicited profile beats the default one by at least ``threshold``.
+
+    Profiles are proxy-suite tasks over the same items asked differently (``gsm8k`` and
+    ``gsm8k_cot``); the comparison is paired on shared items.
+    """
+
+    type: Literal["elicitation_gap"]
+    default: str = Field(min_length=1)
+    """The default profile's task."""
+    elicited: list[str] = Field(min_length=1)
+    """Tasks of the other profiles; the best of them counts."""
+    threshold: float = Field(ge=0)
+    scale: Scale = "points"
+
+    @property
+    def unit(self) -> str:
+        return SCALE_UNITS[self.scale]
+
+    @property
+    def needs_baseline(self) -> bool:
+        return False
+
+
+class DivergenceRule(_Statistical):
+    """A sandbagging alarm: the ``general`` set rose by ``general_rise`` while the ``risk`` set
+    rose by at most ``risk_max_rise`` (stayed flat or dropped), both since the baseline."""
+
+    type: Literal["divergence"]
+    general: list[str] = Field(min_length=1)
+    """Tasks of general capability; their mean change counts."""
+    risk: list[str] = Field(min_length=1)
+    """Tasks of the risk domain; their mean change counts."""
+    general_rise: float = Field(gt=0)
+    risk_max_rise: float = 0.0
+    """Negative: the risk set must have dropped by at least that much."""
+    scale: Scale = "points"
+
+    @property
+    def unit(self) -> str:
+        return SCALE_UNITS[self.scale]
+
+
+class AnyRule(_RuleBase):
+    """Fires when any nested rule fires."""
+
+    type: Literal["any"]
+    rules: list[Rule] = Field(min_length=2)
+
+    @property
+    def unit(self) -> str:
+        return "rules"
+
+    @property
+    def needs_baseline(self) -> bool:
+        return all(r.needs_baseline for r in self.rules)
+
+
+class AllRule(_RuleBase):
+    """Fires when every nested rule fires."""
+
+    type: Literal["all"]
+    rules: list[Rule] = Field(min_length=2)
+
+    @property
+    def unit(self) -> str:
+        return "rules"
+
+    @property
+    def needs_baseline(self) -> bool:
+        return any(r.needs_baseline for r in self.rules)
+
+
+class AtLeastRule(_RuleBase):
+    """Fires when at least ``k`` nested rules fire."""
+
+    type: Literal["at_least"]
+    k: int = Field(ge=1)
+    rules: list[Rule] = Field(min_length=2)
+
+    @property
+    def unit(self) -> str:
+        return "rules"
+
+    @property
+    def needs_baseline(self) -> bool:
+        return sum(not r.needs_baseline for r in self.rules) < self.k
+
+
+Rule = Annotated[
+    DeltaRule
+    | LevelRule
+    | ComputeRule
+    | CadenceRule
+    | ElicitationGapRule
+    | DivergenceRule
+    | AnyRule
+    | AllRule
+    | AtLeastRule,
+    Field(discriminator="type"),
+]
+AnyRule.model_rebuild()
+AllRule.model_rebuild()
+AtLeastRule.model_rebuild()
+
+Combinator = AnyRule | AllRule | AtLeastRule
+LeafRule = DeltaRule | LevelRule | ComputeRule | CadenceRule | ElicitationGapRule | DivergenceRule
+RULE_TYPES = (
+    "delta",
+    "level",
+    "compute",
+    "cadence",
+    "elicitation_gap",
+    "divergence",
+    "any",
+    "all",
+    "at_least",
+)
+
+
+def walk(rules: list[Rule], prefix: Loc = ("rules",)) -> Iterator[tuple[Loc, Rule]]:
+    """Every rule with its field path (``("rules", 0, "rules", 1)``), parents first."""
+    for i, rule in enumerate(rules):
+        loc = (*prefix, i)
+        yield loc, rule
+        if isinstance(rule, AnyRule | AllRule | AtLeastRule):
+            yield from walk(rule.rules, (*loc, "rules"))
+
+
+def task_fields(rule: Rule) -> list[tuple[Loc, str]]:
+    """The proxy-suite task names a leaf rule reads, with their paths inside the rule."""
+    found: list[tuple[Loc, str]] = []
+    if isinstance(rule, DeltaRule | LevelRule):
+        found += [(("benchmarks", j), name) for j, name in enumerate(rule.benchmarks)]
+    elif isinstance(rule, ElicitationGapRule):
+        found.append((("default",), rule.default))
+        found += [(("elicited", j), name) for j, name in enumerate(rule.elicited)]
+    elif isinstance(rule, DivergenceRule):
+        found += [(("general", j), name) for j, name in enumerate(rule.general)]
+        found += [(("risk", j), name) for j, name in enumerate(rule.risk)]
+    return found
 
 
 class Policy(BaseModel):
@@ -84,12 +394,89 @@ class Policy(BaseModel):
     rules: list[Rule] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> Policy:
-        ids = [r.id for r in self.rules]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"rule id used twice: {', '.join(dupes)}")
+    def _name_nested_rules_and_check(self, info: ValidationInfo) -> Policy:
+        for _loc, rule in walk(self.rules):
+            if isinstance(rule, AnyRule | AllRule | AtLeastRule):
+                for i, child in enumerate(rule.rules):
+                    if child.id is None and rule.id is not None:
+                        child.id = f"{rule.id}.{i}"
+        if not (info.context or {}).get("deferred_checks"):
+            problems = policy_problems(self)
+            if problems:
+                raise ValueError("; ".join(f"{_dotted(loc)}: {msg}" for loc, msg in problems))
         return self
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(map(str, loc))
+
+
+def policy_problems(policy: Policy) -> list[Problem]:
+    """Checks across fields, each with the path of the field to fix."""
+    problems: list[Problem] = []
+    seen: dict[str, Loc] = {}
+    for loc, rule in walk(policy.rules):
+        nested = len(loc) > 2
+        if rule.id is None:
+            if not nested:
+                message = "a top-level rule needs an id (it keys the decisions)"
+                problems.append(((*loc, "id"), message))
+        elif rule.id in seen:
+            problems.append(
+                ((*loc, "id"), f"{rule.id!r} is already the id of {_dotted(seen[rule.id])}")
+            )
+        else:
+            seen[rule.id] = loc
+        if nested:
+            for field in ("actions", "severity"):
+                if field in rule.model_fields_set:
+                    parent = _dotted(loc[:-2])
+                    problems.append(
+                        (
+                            (*loc, field),
+                            f"the {field} of a nested rule are ignored: the combinator's own "
+                            f"apply when it fires; set them on {parent}",
+                        )
+                    )
+        problems.extend(((*loc, *sub), msg) for sub, msg in _rule_problems(rule))
+    return problems
+
+
+def _rule_problems(rule: Rule) -> list[tuple[Loc, str]]:
+    if isinstance(rule, AtLeastRule) and rule.k > len(rule.rules):
+        return [(("k",), f"k={rule.k} but only {len(rule.rules)} nested rules")]
+    if isinstance(rule, ComputeRule) and rule.factor is None and rule.above_flop is None:
+        return [(("factor",), "give factor (e.g. 4), above_flop (e.g. 1e26) or both")]
+    if isinstance(rule, LevelRule) and (rule.critical_level or 100.0) <= rule.level:
+        return [
+            (
+                ("critical_level",),
+                f"{rule.critical_level:g} must be above the alert level {rule.level:g}",
+            )
+        ]
+    if isinstance(rule, DivergenceRule) and rule.risk_max_rise >= rule.general_rise:
+        return [
+            (
+                ("risk_max_rise",),
+                f"{rule.risk_max_rise:g} must be below general_rise {rule.general_rise:g}",
+            )
+        ]
+    if (
+        isinstance(rule, DeltaRule | ElicitationGapRule)
+        and rule.threshold == 0
+        and rule.mode != "detected"
+    ):
+        return [
+            (
+                ("threshold",),
+                f"0 is only meaningful in detected mode (an established rise); in "
+                f"{rule.mode} mode it fires on noise",
+            )
+        ]
+    if isinstance(rule, ElicitationGapRule) and rule.default in rule.elicited:
+        j = rule.elicited.index(rule.default)
+        return [(("elicited", j), f"{rule.default!r} is the default profile itself")]
+    return []
 
 
 class LoadedPolicy(BaseModel):
@@ -121,50 +508,57 @@ class LoadedPolicy(BaseModel):
                 seen.setdefault(suite.content_hash, suite)
         return list(seen.values())
 
+    def initial_actions(self) -> Actions:
+        """The actions of the built-in first-checkpoint rule."""
+        return Actions(deep_suites=[s.path for s in self.initial_suites()])
+
 
 def load_policy(path: Path | str) -> LoadedPolicy:
-    """Read and validate a policy and the suites it names."""
-    path = Path(path).resolve()
-    policy = load_model(path, Policy, PolicyError)
-    problems: list[str] = []
+    """Read and validate a policy and the suites it names.
 
-    def suite_at(field: str, relative: Path, kind: str) -> LoadedSuite | None:
+    Every problem is reported at once, each with the line, the field path, the bad value and
+    what is allowed.
+    """
+    path = Path(path).resolve()
+    policy, data = read_and_validate(path, Policy, PolicyError, context={"deferred_checks": True})
+    problems = [problem_at(data, loc, msg) for loc, msg in policy_problems(policy)]
+
+    def suite_at(loc: Loc, relative: Path, kind: str) -> LoadedSuite | None:
         target = (path.parent / relative).resolve()
         if not target.is_file():
-            problems.append(f"{field}: suite file {relative} not found (relative to {path.parent})")
+            problems.append(
+                problem_at(
+                    data, loc, f"suite file {relative} not found (relative to {path.parent})"
+                )
+            )
             return None
         try:
             loaded = load_suite(target)
         except SuiteError as exc:
-            problems.append(f"{field}: {exc}")
+            problems.append(problem_at(data, loc, str(exc)))
             return None
         if loaded.suite.kind != kind:
-            problems.append(f"{field}: {relative} is a {loaded.suite.kind} suite; expected {kind}")
+            problems.append(
+                problem_at(data, loc, f"{relative} is a {loaded.suite.kind} suite; expected {kind}")
+            )
         return loaded
 
-    proxy = suite_at("proxy_suite", policy.proxy_suite, "proxy")
+    proxy = suite_at(("proxy_suite",), policy.proxy_suite, "proxy")
     deep: dict[str, LoadedSuite] = {}
-    wanted = [
-        (f"rules.{i}.actions.deep_suites.{j}", p)
-        for i, r in enumerate(policy.rules)
-        for j, p in enumerate(r.actions.deep_suites)
+    wanted: list[tuple[Loc, Path]] = [
+        ((*loc, "actions", "deep_suites", j), p)
+        for loc, rule in walk(policy.rules)
+        for j, p in enumerate(rule.actions.deep_suites)
     ]
     wanted += [
-        (f"initial_deep_suites.{j}", p) for j, p in enumerate(policy.initial_deep_suites or [])
+        (("initial_deep_suites", j), p) for j, p in enumerate(policy.initial_deep_suites or [])
     ]
-    for field, rel in wanted:
+    for loc, rel in wanted:
         key = str((path.parent / rel).resolve())
-        if key not in deep and (loaded := suite_at(field, rel, "deep")) is not None:
+        if key not in deep and (loaded := suite_at(loc, rel, "deep")) is not None:
             deep[key] = loaded
     if proxy is not None:
-        tasks = {t.task for t in proxy.suite.tasks}
-        for i, rule in enumerate(policy.rules):
-            for j, name in enumerate(rule.benchmarks):
-                if name != "*" and name not in tasks:
-                    problems.append(
-                        f"rules.{i}.benchmarks.{j}: {name!r} is not a task of the proxy suite; "
-                        f"allowed: {', '.join(sorted(tasks))} or '*'"
-                    )
+        problems.extend(_task_problems(policy, proxy, data))
     if problems:
         raise PolicyError(path, problems)
     assert proxy is not None
@@ -175,3 +569,24 @@ def load_policy(path: Path | str) -> LoadedPolicy:
         proxy_suite=proxy,
         deep_suites=deep,
     )
+
+
+def _task_problems(policy: Policy, proxy: LoadedSuite, data: Any) -> list[str]:
+    tasks = {t.task for t in proxy.suite.tasks}
+    problems = []
+    for loc, rule in walk(policy.rules):
+        for sub, name in task_fields(rule):
+            wildcard = name == "*" and isinstance(rule, DeltaRule | LevelRule)
+            if not wildcard and name not in tasks:
+                allowed = ", ".join(sorted(tasks))
+                if isinstance(rule, DeltaRule | LevelRule):
+                    allowed += " or '*'"
+                problems.append(
+                    problem_at(
+                        data,
+                        (*loc, *sub),
+                        f"{name!r} is not a task of the proxy suite {proxy.name}; "
+                        f"allowed: {allowed}",
+                    )
+                )
+    return problems

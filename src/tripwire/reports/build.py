@@ -37,8 +37,6 @@ from tripwire.store.models import (
     TaskScore,
 )
 
-UNITS = {"points": "points", "relative": "% relative", "error_rate_reduction": "% of errors"}
-
 
 def _proxy(session: Session, checkpoint_id: int, suite_hash: str | None) -> Evaluation | None:
     query = select(Evaluation).where(
@@ -133,7 +131,7 @@ def checkpoint_report(
     base_eval = (
         _proxy(session, baseline.id, proxy.suite_hash if proxy else None) if baseline else None
     )
-    units = {r.id: UNITS[r.scale] for r in policy.policy.rules}
+    units = {r.rule_id: r.unit for r in policy.policy.rules}
     jobs = list(session.scalars(select(Job).where(Job.checkpoint_id == cp.id).order_by(Job.id)))
     deep = []
     for job in jobs:

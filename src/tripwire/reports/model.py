@@ -65,8 +65,9 @@ class ComparisonRow(_Model):
     """Upper confidence bound of the change, in ``unit``."""
     unit: str
     """Unit of ``estimate``, ``low`` and ``high``: ``points``, ``relative`` (percent) or ..."""
-    method: Literal["paired", "unpaired"]
-    """Paired on shared items, or unpaired from the two scores and their standard errors."""
+    method: str
+    """How the change was measured: ``paired (Agresti-Min)`` or ``paired t`` on shared items,
+    ``unpaired (Newcombe)`` or ``unpaired (standard errors)`` otherwise (docs/policies.md)."""
     paired_items: int = 0
     """Items shared by both checkpoints (0 when unpaired)."""
     crossed: bool

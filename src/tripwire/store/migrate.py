@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 from tripwire.store.models import Base
 
 log = logging.getLogger(__name__)
+logging.getLogger("alembic").setLevel(logging.WARNING)  # not a line per plugin in worker logs
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 INITIAL_REVISION = "0001"

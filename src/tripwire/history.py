@@ -1,0 +1,187 @@
+"""``tripwire backtest``: stored proxy results replayed through a policy, beside what happened.
+
+Reads runs, checkpoints, proxy evaluations (with packed per-item outcomes), decisions and deep
+jobs from the store; no model is loaded. The replay itself is pure
+(``tripwire.policy.backtest``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from tripwire.errors import TripwireError
+from tripwire.policy.backtest import ReplayStep, ReplaySummary, replay
+from tripwire.policy.engine import BASELINE_RULE_ID
+from tripwire.policy.inputs import Score, Snapshot
+from tripwire.policy.schema import LoadedPolicy
+from tripwire.store.models import Checkpoint, Decision, Evaluation, Job, JobKind, Run, TaskScore
+from tripwire.store.outcomes import unpack_hashes, unpack_values
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestRow:
+    """One checkpoint: what the replayed policy, the active policy and a compute rule did."""
+
+    run: str
+    step: int | None
+    checkpoint: str
+    training_flop: float | None
+    replay: ReplayStep
+    active_fired: list[str]
+    """Rules that fired in the stored decisions (``policy:rule`` when several policies)."""
+    active_deep: bool
+    """A deep evaluation was actually dispatched."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backtest:
+    rows: list[BacktestRow]
+    summary: ReplaySummary
+    active_deep: int
+    compute_factor: float
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)  # SQLite gives back naive UTC
+    return moment
+
+
+def _snapshots(session: Session, run: Run, suite_hash: str) -> list[tuple[Checkpoint, Snapshot]]:
+    """The run's checkpoints with a proxy evaluation, in step order, as the engine sees them."""
+    checkpoints = {c.id: c for c in run.checkpoints}
+    evaluations = session.scalars(
+        select(Evaluation)
+        .where(Evaluation.checkpoint_id.in_(checkpoints), Evaluation.kind == "proxy")
+        .options(selectinload(Evaluation.scores).selectinload(TaskScore.item_set))
+        .order_by(Evaluation.id)
+    )
+    chosen: dict[int, Evaluation] = {}
+    for evaluation in evaluations:
+        held = chosen.get(evaluation.checkpoint_id)
+        if held is None or held.suite_hash != suite_hash:
+            chosen[evaluation.checkpoint_id] = evaluation  # the policy's suite, else the latest
+    hashes: dict[int, tuple[str, ...]] = {}
+    out = []
+    for checkpoint_id, evaluation in chosen.items():
+        checkpoint = checkpoints[checkpoint_id]
+        scores = {}
+        for s in evaluation.scores:
+            if s.item_set_id not in hashes:
+                hashes[s.item_set_id] = tuple(unpack_hashes(s.item_set))
+            scores[s.task] = Score(
+                task=s.task,
+                score=s.score,
+                stderr=s.stderr,
+                n_items=s.n_items,
+                higher_is_better=s.higher_is_better,
+                item_hashes=hashes[s.item_set_id],
+                item_values=unpack_values(s.outcomes),
+                item_key=s.item_set.digest,
+            )
+        snap = Snapshot(
+            checkpoint=checkpoint.content_hash,
+            run=run.name,
+            step=checkpoint.step,
+            scores=scores,
+            training_flop=checkpoint.training_flop,
+            evaluated_at=_aware(evaluation.created_at),
+        )
+        out.append((checkpoint, snap))
+    out.sort(key=lambda pair: (pair[0].step if pair[0].step is not None else -1, pair[0].id))
+    return out
+
+
+def run_backtest(
+    session: Session, policy: LoadedPolicy, run: str | None = None, compute_factor: float = 4.0
+) -> Backtest:
+    """Replay the stored proxy results of ``run`` (default every run) through ``policy``."""
+    runs = list(session.scalars(select(Run).order_by(Run.name)))
+    if run is not None:
+        runs = [r for r in runs if r.name == run]
+        if not runs:
+            names = ", ".join(r.name for r in session.scalars(select(Run))) or "none stored"
+            raise TripwireError(f"no run named {run!r}; runs: {names}")
+    pairs = [p for r in runs for p in _snapshots(session, r, policy.proxy_suite.content_hash)]
+    ids = [c.id for c, _ in pairs]
+    decisions = session.scalars(
+        select(Decision).where(Decision.checkpoint_id.in_(ids), Decision.verdict == "fired")
+    ).all()
+    several = len({d.policy_hash for d in decisions}) > 1
+    fired: dict[int, list[str]] = defaultdict(list)
+    for d in sorted(decisions, key=lambda d: d.id):
+        fired[d.checkpoint_id].append(f"{d.policy_name}:{d.rule_id}" if several else d.rule_id)
+    deep_ids = set(
+        session.scalars(
+            select(Job.checkpoint_id).where(
+                Job.checkpoint_id.in_(ids), Job.kind == JobKind.deep_eval
+            )
+        )
+    )
+    summary = ReplaySummary()
+    rows = []
+    steps = replay(
+        policy.policy,
+        (snap for _, snap in pairs),
+        initial_actions=policy.initial_actions(),
+        compute_factor=compute_factor,
+    )
+    for (checkpoint, snap), step in zip(pairs, steps, strict=True):
+        summary.add(step)
+        rows.append(
+            BacktestRow(
+                run=snap.run,
+                step=snap.step,
+                checkpoint=snap.checkpoint,
+                training_flop=snap.training_flop,
+                replay=step,
+                active_fired=fired.get(checkpoint.id, []),
+                active_deep=checkpoint.id in deep_ids,
+            )
+        )
+    return Backtest(rows, summary, sum(r.active_deep for r in rows), compute_factor)
+
+
+def _rules(fired: list[str], deep: bool) -> str:
+    shown = ", ".join("baseline" if r == BASELINE_RULE_ID else r for r in fired) or "-"
+    return shown + " (deep)" if deep else shown
+
+
+def backtest_table(result: Backtest, policy_name: str) -> list[Table | str]:
+    """What ``tripwire backtest`` prints: one table per run, then the totals."""
+    out: list[Table | str] = []
+    by_run: dict[str, list[BacktestRow]] = defaultdict(list)
+    for row in result.rows:
+        by_run[row.run].append(row)
+    factor = f"every {result.compute_factor:g}x compute"
+    for run, rows in by_run.items():
+        table = Table(title=f"run {run}: {policy_name} (replayed) beside the active policy")
+        for column in ("step", "checkpoint", "FLOP", f"{policy_name} (replay)", "active", factor):
+            table.add_column(column, justify="right" if column in ("step", "FLOP") else "left")
+        for row in rows:
+            replayed = _rules(row.replay.fired, row.replay.deep)
+            active = _rules(row.active_fired, row.active_deep)
+            compute = {None: "?", True: "fires (deep)", False: "-"}[row.replay.compute_fired]
+            table.add_row(
+                "-" if row.step is None else str(row.step),
+                row.checkpoint.removeprefix("sha256:")[:12],
+                "-" if row.training_flop is None else f"{row.training_flop:.2e}",
+                replayed,
+                active,
+                compute,
+            )
+        out.append(table)
+    s = result.summary
+    out.append(
+        f"{s.checkpoints} checkpoints; deep evaluations: {s.deep} under {policy_name} (replayed), "
+        f"{result.active_deep} by the active policy, {s.compute_deep} {factor}"
+    )
+    if s.fired:
+        out.append("fired: " + ", ".join(f"{rule} x{n}" for rule, n in sorted(s.fired.items())))
+    return out

@@ -1,0 +1,129 @@
+"""Item counts and minimum detectable effects behind ``tripwire policy check``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tripwire.cli import app
+from tripwire.policy.power import Planning, policy_power
+from tripwire.policy.schema import Policy
+from tripwire.policy.sizes import ItemCount, count_items, suite_item_counts
+from tripwire.suites import SuiteTask, load_suite
+
+ROOT = Path(__file__).resolve().parents[2]
+Z95, Z80 = 1.6448536269514722, 0.8416212335729143
+
+
+@pytest.mark.parametrize(
+    ("entry", "items", "approximate"),
+    [
+        ({"task": "mmlu", "subset": {"size": 20}}, 1140, False),  # 57 subjects of >= 100 items
+        ({"task": "mmlu", "subset": {"size": 150}}, 8550, True),  # small subjects run out
+        ({"task": "mmlu"}, 14042, False),
+        ({"task": "gpqa_diamond_zeroshot"}, 198, False),
+        ({"task": "gpqa_diamond_cot_zeroshot", "limit": 500}, 198, False),
+        ({"task": "arc_challenge", "subset": {"size": 500}}, 500, False),
+        ({"task": "wmdp_chem"}, 408, False),
+        ({"task": "my_custom_task", "limit": 300}, 300, True),
+        ({"task": "my_custom_task"}, None, False),
+    ],
+)
+def test_item_counts_of_suite_tasks(
+    entry: dict[str, object], items: int | None, approximate: bool
+) -> None:
+    count = count_items(SuiteTask.model_validate(entry), [])
+    assert (count.items, count.approximate) == (items, approximate)
+
+
+def test_custom_tasks_are_counted_from_their_local_data() -> None:
+    counts = suite_item_counts(load_suite(ROOT / "evals" / "demo-proxy.yaml"))
+    assert {t: c.items for t, c in counts.items()} == {
+        "demo_addition": 200,
+        "demo_comparison": 200,
+        "demo_successor": 200,
+    }
+
+
+def _power(rule: dict[str, object], counts: dict[str, int | None]) -> list[object]:
+    policy = Policy.model_validate({"name": "p", "proxy_suite": "x.yaml", "rules": [rule]})
+    items = {t: ItemCount(n, "test") for t, n in counts.items()}
+    return policy_power(policy, items, Planning())  # type: ignore[return-value]
+
+
+def test_the_mde_of_a_paired_delta_by_hand() -> None:
+    rule = {"id": "r", "type": "delta", "benchmarks": ["a", "b"], "threshold": 5}
+    (row,) = _power({**rule, "mode": "detected"}, {"a": 1140, "b": 198})
+    z_holm = 1.959963984540054  # first Holm step: alpha / 2 = 0.025
+    a, b = row.parts  # type: ignore[attr-defined]
+    assert a.mde == pytest.approx((z_holm + Z80) * 100 * math.sqrt(0.25 / 1140))  # 4.15
+    assert a.status == "ok"
+    assert b.mde == pytest.approx((z_holm + Z80) * 100 * math.sqrt(0.25 / 198))  # 9.97
+    assert b.status == "underpowered"
+    assert row.status == "underpowered"  # type: ignore[attr-defined]
+    (uncorrected,) = _power({**rule, "mode": "cannot_rule_out"}, {"a": 1140, "b": 198})
+    assert uncorrected.parts[0].mde == pytest.approx(  # type: ignore[attr-defined]
+        (Z95 + Z80) * 100 * math.sqrt(0.25 / 1140)
+    )
+
+
+def test_point_mode_and_unknown_sizes_are_not_errors() -> None:
+    rule = {"id": "r", "type": "delta", "benchmarks": ["a", "b"], "threshold": 5, "mode": "point"}
+    (row,) = _power(rule, {"a": 198, "b": None})
+    assert [p.status for p in row.parts] == ["underpowered", "unknown"]  # type: ignore[attr-defined]
+    assert row.status == "unknown"  # type: ignore[attr-defined]
+
+
+def test_a_level_must_tell_its_alert_level_from_its_critical_level() -> None:
+    rule = {"id": "l", "type": "level", "benchmarks": ["a"], "level": 50, "critical_level": 55}
+    (row,) = _power(rule, {"a": 500})
+    part = row.parts[0]  # type: ignore[attr-defined]
+    assert part.mde == pytest.approx((Z95 + Z80) * 100 * math.sqrt(0.25 / 500))  # 5.6
+    assert part.margin == 5
+    assert part.status == "underpowered"
+
+
+def test_a_divergence_pools_each_set() -> None:
+    rule = {
+        "id": "d",
+        "type": "divergence",
+        "general": ["a", "b"],
+        "risk": ["c"],
+        "general_rise": 5,
+        "risk_max_rise": 1,
+    }
+    (row,) = _power(rule, {"a": 1000, "b": 1000, "c": 1000})
+    general, risk = row.parts  # type: ignore[attr-defined]
+    assert general.mde == pytest.approx((Z95 + Z80) * 100 * math.sqrt(0.25 / 1000) / math.sqrt(2))
+    assert (general.margin, risk.margin) == (5, 4)
+
+
+UNDERPOWERED = """\
+name: thin
+proxy_suite: proxy.yaml
+rules:
+  - id: gpqa-plus-5
+    type: delta
+    benchmarks: [gpqa_diamond_zeroshot]
+    threshold: 5
+    mode: detected
+"""
+
+
+def test_policy_check_refuses_a_rule_that_cannot_decide_unless_allowed(tmp_path: Path) -> None:
+    (tmp_path / "proxy.yaml").write_text(
+        "name: p\nkind: proxy\ntasks:\n  - task: gpqa_diamond_zeroshot\n"
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(UNDERPOWERED)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["policy", "check", str(policy)])
+    assert refused.exit_code == 2
+    for fragment in (str(policy), "line 7", "rules.0.threshold", "cannot decide", "198 items"):
+        assert fragment in refused.output, refused.output
+    allowed = runner.invoke(app, ["policy", "check", str(policy), "--allow-underpowered"])
+    assert allowed.exit_code == 0
+    assert "warning" in allowed.output and "underpowered" in allowed.output

@@ -1,0 +1,132 @@
+"""``tripwire audit verify``: tampering with one decision is found and the record named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from typer.testing import CliRunner
+
+from tripwire.audit import AuditReport, verify_chain
+from tripwire.cli import app
+from tripwire.store import repo
+from tripwire.store.db import Database
+from tripwire.store.models import Decision
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _log(db: Database, rules: tuple[str, ...] = ("a", "b", "c", "d")) -> list[int]:
+    """A decision log of one checkpoint, one decision per rule; returns the ids."""
+    with db.session() as s:
+        cp, _ = repo.record_checkpoint(s, content_hash="sha256:aa", path="/a", run="r", step=1)
+        repo.lock_decision_log(s)
+        for i, rule in enumerate(rules):
+            repo.append_decision(
+                s,
+                Decision(
+                    checkpoint_id=cp.id,
+                    policy_name="p",
+                    policy_hash="h",
+                    rule_id=rule,
+                    rule_type="delta",
+                    severity="alert",
+                    verdict="fired" if i % 2 else "not_fired",
+                    statistic=1.5 + i,
+                    interval_low=0.1,
+                    interval_high=3.2,
+                    p_value=0.01,
+                    explanation="x",
+                    inputs={"scores": {"t": 0.5 + i / 10}, "comparisons": [{"estimate": 1.25}]},
+                    actions={"notify": []},
+                    decided_at=NOW,
+                ),
+            )
+    with db.session() as s:
+        return list(s.scalars(select(Decision.id).order_by(Decision.id)))
+
+
+def _verify(db: Database, head: str | None = None) -> AuditReport:
+    with db.session() as s:
+        return verify_chain(s, expected_head=head)
+
+
+def test_an_untouched_log_verifies(database_url: str) -> None:
+    db = Database(database_url)
+    ids = _log(db)
+    report = _verify(db)
+    assert report.ok and report.checked == len(ids)
+    db.dispose()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE decisions SET verdict = 'undecidable' WHERE id = :id",
+        "UPDATE decisions SET explanation = 'nothing to see' WHERE id = :id",
+        "UPDATE decisions SET statistic = 0.5 WHERE id = :id",
+        "UPDATE decisions SET decided_at = decided_at - interval '1 day' WHERE id = :id",
+    ],
+)
+def test_an_altered_decision_is_named(database_url: str, statement: str) -> None:
+    db = Database(database_url)
+    ids = _log(db)
+    if "interval" in statement and database_url.startswith("sqlite"):
+        statement = "UPDATE decisions SET decided_at = '2026-11-22 12:00:00' WHERE id = :id"
+    with db.engine.begin() as conn:
+        conn.execute(text(statement), {"id": ids[2]})
+    report = _verify(db)
+    assert report.broken is not None
+    assert report.broken.kind == "altered"
+    assert report.broken.decision_id == ids[2]
+    assert f"decision {ids[2]} " in report.broken.message
+    assert report.checked == 2
+    db.dispose()
+
+
+def test_a_removed_decision_is_found_at_the_next_record(database_url: str) -> None:
+    db = Database(database_url)
+    ids = _log(db)
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM decisions WHERE id = :id"), {"id": ids[1]})
+    report = _verify(db)
+    broken = report.broken
+    assert broken is not None
+    assert broken.kind == "removed"
+    assert broken.decision_id == ids[2]
+    assert f"does not follow decision {ids[0]}" in broken.message
+    assert f"ids {ids[1]}..{ids[1]} are missing" in broken.message
+    db.dispose()
+
+
+def test_removing_the_last_decisions_is_caught_by_an_anchored_head(database_url: str) -> None:
+    db = Database(database_url)
+    ids = _log(db)
+    head = _verify(db).head
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM decisions WHERE id = :id"), {"id": ids[-1]})
+    assert _verify(db).ok, "a shorter chain is consistent on its own"
+    report = _verify(db, head)
+    assert report.broken is not None and report.broken.kind == "head_missing"
+    db.dispose()
+
+
+def test_the_command_fails_and_names_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path}/audit.db"
+    monkeypatch.setenv("TRIPWIRE_DATABASE_URL", url)
+    db = Database(url)
+    ids = _log(db)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["audit", "verify"])
+    assert ok.exit_code == 0, ok.output
+    assert f"{len(ids)} records" in ok.output
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE decisions SET verdict = 'fired' WHERE id = :id"), {"id": ids[0]})
+    broken = runner.invoke(app, ["audit", "verify"])
+    assert broken.exit_code == 1
+    assert f"decision {ids[0]} " in broken.output and "altered" in broken.output
+    db.dispose()
