@@ -42,9 +42,10 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: $(STAMP)
+bench: $(STAMP) services
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/policy.py
+	$(BIN)/python bench/dispatch.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -121,7 +121,12 @@ def lineage(session: Session, checkpoint: Checkpoint, baseline: Checkpoint | Non
 
 
 def decide_checkpoint(
-    session: Session, policy: LoadedPolicy, checkpoint: Checkpoint, now: datetime
+    session: Session,
+    policy: LoadedPolicy,
+    checkpoint: Checkpoint,
+    now: datetime,
+    *,
+    max_attempts: int = 3,
 ) -> list[int] | None:
     """Evaluate the policy for ``checkpoint`` and dispatch what fired.
 
@@ -178,6 +183,7 @@ def decide_checkpoint(
                 suite_path=str(suite.path),
                 suite_hash=suite.content_hash,
                 payload={"decision_ids": [decision.id], "rule_id": verdict.rule_id},
+                max_attempts=max_attempts,
             )
             if created:
                 new_jobs.append(job.id)

@@ -295,7 +295,9 @@ def _decide(ctx: Context, job_id: int) -> list[int]:
     with ctx.db.session() as session:
         job = session.get(Job, job_id)
         assert job is not None
-        outcome = decide_checkpoint(session, ctx.policy, job.checkpoint, utcnow())
+        outcome = decide_checkpoint(
+            session, ctx.policy, job.checkpoint, utcnow(), max_attempts=ctx.max_attempts
+        )
         if outcome is None:
             raise Deferred(f"job {job_id}: an earlier checkpoint of the run is not decided yet")
         assert_owner(ctx, session, job_id)
