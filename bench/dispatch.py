@@ -130,7 +130,9 @@ def discovered(i: int, run: str = "burst") -> DiscoveredCheckpoint:
 def bench_throughput(ctx: Context, client: redis.Redis, n: int) -> None:
     db = ctx.db
     with db.session() as s:
-        cp, _ = repo.record_checkpoint(s, content_hash="sha256:" + "f" * 64, path="/x", run="t")
+        cp, _ = repo.record_checkpoint(
+            s, content_hash="sha256:" + "f" * 64, path="/x", run="t", step=0
+        )
         cp_id = cp.id
 
     def dispatch() -> None:
@@ -145,10 +147,10 @@ def bench_throughput(ctx: Context, client: redis.Redis, n: int) -> None:
     def bare_dispatch() -> None:
         payload = "x" * 600  # about a Celery message's size
         with db.engine.begin() as conn:
-            conn.execute(text("CREATE TEMP TABLE IF NOT EXISTS bare (k text primary key)"))
+            conn.execute(text("CREATE TABLE IF NOT EXISTS bench_bare (k text primary key)"))
         for i in range(n):
             with db.engine.begin() as conn:
-                conn.execute(text("INSERT INTO bare VALUES (:k)"), {"k": f"bare:{i}"})
+                conn.execute(text("INSERT INTO bench_bare VALUES (:k)"), {"k": f"bare:{i}"})
             client.lpush("bare", payload)
 
     t_ours = timed(dispatch)
