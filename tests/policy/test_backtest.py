@@ -92,6 +92,13 @@ def test_the_compute_trigger_fires_every_factor_of_compute() -> None:
     assert all(s.compute_fired for s in two)
 
 
+def test_the_compute_trigger_grows_from_the_first_positive_compute() -> None:
+    p = policy({"id": "never", "type": "compute", "factor": 1000})
+    flops = [0.0, 1e20, 2e20, 4e20, 5e20, 16e20]  # step 0 (initialisation) has no compute
+    steps = list(replay(p, snapshots([0.5] * 6, flops), initial_actions=INITIAL))
+    assert [s.compute_fired for s in steps] == [True, False, False, True, False, True]
+
+
 def test_cadence_counts_from_the_replayed_baselines_time() -> None:
     p = policy({"id": "monthly", "type": "cadence", "every": "30d", "actions": DEEP})
     steps = list(replay(p, snapshots([0.5] * 5, days=[0, 20, 40, 60, 80]), initial_actions=INITIAL))

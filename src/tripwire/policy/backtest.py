@@ -102,7 +102,13 @@ def _compute(state: _RunState, snap: Snapshot, factor: float) -> bool | None:
     flop = snap.training_flop
     if flop is None:
         return None
-    if state.compute_reference is None or flop >= factor * state.compute_reference:
+    if state.compute_reference is None:  # the run's first checkpoint: evaluated, the reference
+        state.compute_reference = flop
+        return True
+    if state.compute_reference <= 0:  # nothing to grow from (step 0): the first compute is
+        state.compute_reference = flop
+        return False
+    if flop >= factor * state.compute_reference:
         state.compute_reference = flop
         return True
     return False
