@@ -112,6 +112,18 @@ def test_a_sharded_checkpoint_scores_like_the_unsharded_one(
     assert {k: v.score for k, v in a.tasks.items()} == {k: v.score for k, v in b.tasks.items()}
 
 
+def test_workers_quiet_runner_scores_the_same_items_the_same(
+    workspace: Path, suite_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loud = Runner().evaluate(workspace / "ckpt", load_suite(suite_path))
+    assert "Running loglikelihood requests" in capsys.readouterr().err
+    quiet = Runner(progress=False).evaluate(workspace / "ckpt", load_suite(suite_path))
+    assert "Running loglikelihood requests" not in capsys.readouterr().err
+    for name, task in loud.tasks.items():
+        assert quiet.tasks[name].score == task.score
+        assert quiet.tasks[name].items == task.items
+
+
 def test_a_group_is_scored_as_one_benchmark_with_all_its_items(workspace: Path) -> None:
     (workspace / "evals" / "tiny" / "tasks" / "group.yaml").write_text(
         "group: tiny_all\ntask: [tiny_add, tiny_cmp]\naggregate_metric_list:\n"

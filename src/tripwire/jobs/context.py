@@ -66,6 +66,7 @@ def context_from_settings(
             batch_size=settings.batch_size,
             allow_pickle=settings.allow_pickle,
             cache_dir=settings.home / "cache",
+            progress=False,  # a worker's log is not a terminal
         ),
         report_dir=settings.resolved_report_dir(),
         send=send,

@@ -121,8 +121,11 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
             suite_hash=suite.content_hash,
         )
         checkpoint_id, job_id = checkpoint.id, job.id
+        if new_job:
+            job.enqueued_at = utcnow()  # noted in the same transaction; a crash before the
+            # send below leaves a pending job that the reconciler re-sends
     if new_job:
-        send_jobs(ctx, [job_id])
+        ctx.send(TASK_NAMES[JobKind.proxy_eval], job_id)
     return checkpoint_id, created
 
 

@@ -54,6 +54,26 @@ def _lm_eval() -> Any:
     return lm_eval
 
 
+def _hflm_class(*, quiet: bool) -> Any:
+    """lm-eval's ``HFLM``, or a subclass that never draws progress bars (same scores)."""
+    from lm_eval.models.huggingface import HFLM
+
+    if not quiet:
+        return HFLM
+
+    class QuietHFLM(HFLM):  # type: ignore[misc]
+        def loglikelihood(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return super().loglikelihood(requests, disable_tqdm=True)
+
+        def loglikelihood_rolling(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return super().loglikelihood_rolling(requests, disable_tqdm=True)
+
+        def generate_until(self, requests: Any, disable_tqdm: bool = False) -> Any:
+            return super().generate_until(requests, disable_tqdm=True)
+
+    return QuietHFLM
+
+
 class Runner:
     """Evaluates checkpoints on suites. Holds no model between calls."""
 
@@ -64,11 +84,14 @@ class Runner:
         batch_size: int = 32,
         allow_pickle: bool = False,
         cache_dir: Path | None = None,
+        progress: bool = True,
     ) -> None:
         self.device = device
         self.batch_size = batch_size
         self.allow_pickle = allow_pickle
         self.cache_dir = cache_dir
+        self.progress = progress
+        """lm-eval's per-request progress bars; off in workers, whose logs they would flood."""
         self._builtin: BuiltinTaskIndex | None = None
 
     # ------------------------------------------------------------------ tasks
@@ -129,10 +152,9 @@ class Runner:
         """Load a checkpoint into an lm-eval ``HFLM``, safetensors only unless pickle is allowed."""
         check_checkpoint_files(checkpoint, allow_pickle=self.allow_pickle)
         _lm_eval()
-        from lm_eval.models.huggingface import HFLM
-
+        model_class = _hflm_class(quiet=not self.progress)
         try:
-            return HFLM(
+            return model_class(
                 pretrained=str(checkpoint),
                 device=self.device,
                 batch_size=self.batch_size,
