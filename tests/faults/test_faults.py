@@ -160,8 +160,11 @@ def test_an_evaluation_longer_than_the_visibility_timeout_runs_once(rig: Rig) ->
     jobs = assert_exactly_once(rig.db(), checkpoints=1)
     assert all(j.state == JobState.done for j in jobs)
     assert _attempts(rig) == [1], "the redelivered copy found the job leased and stood down"
-    received = worker.log().count("Task tripwire.proxy_eval[")
-    assert received >= 1
+    log = worker.log()
+    received = log.count("] received")
+    assert log.count("Task tripwire.proxy_eval[") >= 2, f"no redelivery happened\n{log[-3000:]}"
+    assert "job 1: skipped" in log, "the redelivered copy stood down"
+    assert received >= 2
 
 
 def test_a_redis_restart_with_its_data_wiped_loses_no_checkpoint(

@@ -35,7 +35,14 @@ def celery_settings(
     anyway). ``task_time_limit_s``: the pool child is killed past it; the soft limit a little
     earlier lets the task release its job cleanly.
     """
-    transport_options = {"visibility_timeout": visibility_timeout_s}
+    transport_options: dict[str, Any] = {
+        "visibility_timeout": visibility_timeout_s,
+        # How often a worker sweeps for unacknowledged messages past the visibility timeout
+        # (kombu's default is about every 100 s); a copy redelivered this way finds its job
+        # leased and returns at once.
+        "unacked_restore_interval": max(1, min(10, int(visibility_timeout_s))),
+        "unacked_restore_throttle": 1,
+    }
     soft_limit = max(task_time_limit_s - min(300.0, task_time_limit_s / 10), 1.0)
     return {
         "broker_url": broker_url,
