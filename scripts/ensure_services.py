@@ -19,9 +19,22 @@ SERVICES = {
         "127.0.0.1",
         6379,
         [
-            "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
-            "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
-            "--logfile", "/var/log/redis/ci.log",
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "/var/lib/redis",
+            "--logfile",
+            "/var/log/redis/ci.log",
         ],
     ),
     "postgresql": ("127.0.0.1", 5432, None),
@@ -47,8 +60,33 @@ def start(name: str, command: list[str] | None) -> None:
     subprocess.run(command, check=False, capture_output=True, timeout=60)
 
 
+def ensure_chromium() -> None:
+    """The report-page tests drive Debian's Chromium; install it if missing (best effort)."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        print(
+            "chromium is not installed: the browser tests will be skipped "
+            "(apt-get install chromium)",
+            flush=True,
+        )
+        return
+    print("chromium is not installed; installing Debian's package", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    done = subprocess.run(
+        ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+        check=False,
+        capture_output=True,
+        timeout=900,
+        env=env,
+    )
+    if done.returncode != 0:
+        print("could not install chromium: the browser tests will be skipped", flush=True)
+
+
 def main() -> int:
     ci = os.environ.get("CI", "").lower() == "true"
+    ensure_chromium()
     missing = []
     for name, (host, port, command) in SERVICES.items():
         if is_up(host, port):
@@ -62,8 +100,11 @@ def main() -> int:
         else:
             missing.append(name)
     for name in missing:
-        print(f"{name} could not be started: tests that need it will "
-              f"{'fail (CI=true)' if ci else 'be skipped'}", flush=True)
+        print(
+            f"{name} could not be started: tests that need it will "
+            f"{'fail (CI=true)' if ci else 'be skipped'}",
+            flush=True,
+        )
     return 1 if (ci and missing) else 0
 
 

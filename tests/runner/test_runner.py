@@ -124,6 +124,20 @@ def test_workers_quiet_runner_scores_the_same_items_the_same(
         assert quiet.tasks[name].items == task.items
 
 
+def test_without_bootstrap_a_mean_keeps_its_closed_form_standard_error(
+    workspace: Path, suite_path: Path
+) -> None:
+    no_bootstrap = write_suite(
+        workspace / "evals" / "no-bootstrap.yaml",
+        suite_path.read_text().replace("bootstrap_iters: 100", "bootstrap_iters: 0"),
+    )
+    with_lm_eval = Runner().evaluate(workspace / "ckpt", load_suite(suite_path))
+    ours = Runner().evaluate(workspace / "ckpt", load_suite(no_bootstrap))
+    for name, task in with_lm_eval.tasks.items():
+        assert task.stderr is not None
+        assert ours.tasks[name].stderr == pytest.approx(task.stderr, rel=1e-12)
+
+
 def test_a_group_is_scored_as_one_benchmark_with_all_its_items(workspace: Path) -> None:
     (workspace / "evals" / "tiny" / "tasks" / "group.yaml").write_text(
         "group: tiny_all\ntask: [tiny_add, tiny_cmp]\naggregate_metric_list:\n"

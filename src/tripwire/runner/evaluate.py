@@ -329,6 +329,11 @@ def _task_result(
         score = float(scores[f"{metric},{filter_key}"])
         stderr_raw = scores.get(f"{metric}_stderr,{filter_key}")
         stderr = float(stderr_raw) if isinstance(stderr_raw, int | float) else None
+        arr = np.asarray(values, dtype=float)
+        if stderr is None and arr.size > 1 and abs(float(arr.mean()) - score) < 1e-9:
+            # lm-eval skips every standard error when bootstrap_iters is 0, even a mean's
+            # closed form; this is that closed form (its ``mean_stderr``) over the same items.
+            stderr = float(arr.std(ddof=1) / np.sqrt(arr.size))
     else:  # a tag: lm-eval reports no aggregate, so take the mean over all its items
         filter_key = entry.filter or "none"
         arr = np.asarray(values, dtype=float)
