@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tripwire.store.models import Decision
-from tripwire.store.repo import GENESIS_HASH, _record_hash, decision_fields
+from tripwire.store.repo import GENESIS_HASH, decision_fields, record_hash_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ def verify_chain(session: Session, *, expected_head: str | None = None) -> Audit
                     f"removed or replaced{gap}",
                 ),
             )
-        if _record_hash(decision.prev_hash, decision_fields(decision)) != decision.record_hash:
+        if record_hash_of(decision.prev_hash, decision_fields(decision)) != decision.record_hash:
             return AuditReport(
                 checked,
                 prev_hash,

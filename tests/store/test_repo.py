@@ -171,5 +171,7 @@ def test_decisions_are_chained_by_hash(database_url: str) -> None:
         first, second = s.scalars(select(Decision).order_by(Decision.id)).all()
         assert first.prev_hash == repo.GENESIS_HASH
         assert second.prev_hash == first.record_hash
-        assert repo._record_hash(first.prev_hash, repo.decision_fields(first)) == first.record_hash
+        assert (
+            repo.record_hash_of(first.prev_hash, repo.decision_fields(first)) == first.record_hash
+        )
     db.dispose()

@@ -24,6 +24,9 @@ from tripwire.store.models import (
 from tripwire.store.outcomes import unpack_hashes, unpack_values
 from tripwire.suites import LoadedSuite
 
+DECISION_INPUTS_VERSION = 1
+"""Version of the JSON layout in ``Decision.inputs``; raise it when the layout changes."""
+
 
 def _order(checkpoint: Checkpoint) -> tuple[float, int]:
     return (checkpoint.step if checkpoint.step is not None else math.inf, checkpoint.id)
@@ -227,6 +230,7 @@ def _decision_row(
         explanation=verdict.explanation,
         inputs=_json_safe(
             {
+                "schema_version": DECISION_INPUTS_VERSION,
                 "evaluation_id": evaluation.id,
                 "suite_hash": evaluation.suite_hash,
                 "threshold": verdict.threshold,

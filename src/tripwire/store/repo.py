@@ -184,7 +184,7 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat()
 
 
-def _record_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+def record_hash_of(prev_hash: str, fields: dict[str, Any]) -> str:
     body = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
@@ -232,7 +232,7 @@ def append_decision(session: Session, decision: Decision) -> Decision:
     decision.prev_hash = last.record_hash if last is not None else GENESIS_HASH
     if decision.decided_at is None:
         decision.decided_at = utcnow()
-    decision.record_hash = _record_hash(decision.prev_hash, decision_fields(decision))
+    decision.record_hash = record_hash_of(decision.prev_hash, decision_fields(decision))
     session.add(decision)
     session.flush()
     return decision
