@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -57,13 +57,23 @@ def send_jobs(ctx: Context, job_ids: list[int]) -> None:
         ctx.send(TASK_NAMES[kind], job_id)
 
 
+STALE_SEND_S = 3600.0
+"""A pending job is re-sent after this long even while its queue is not empty."""
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
 def reconcile(ctx: Context, now: datetime | None = None) -> int:
     """Re-send pending jobs whose message may be lost and running jobs whose lease expired.
 
     A pending job is re-sent only when its queue is empty at the broker (or the broker cannot
     say): while messages wait there, its own is most likely among them, and re-sending would
-    only pile duplicates behind a busy worker. A lost message is re-sent once its queue drains.
-    Returns how many were re-sent.
+    only pile duplicates behind a busy worker. A lost message is re-sent once its queue drains,
+    or after ``STALE_SEND_S`` even under a backlog that never drains. Returns how many were
+    re-sent.
     """
     now = now or utcnow()
     with ctx.db.session() as session:
@@ -72,13 +82,15 @@ def reconcile(ctx: Context, now: datetime | None = None) -> int:
         _after_failure(ctx, job_id)
     with ctx.db.session() as session:
         due = [
-            (job.id, job.kind, job.state)
+            (job.id, job.kind, job.state, _aware(job.enqueued_at))
             for job in repo.jobs_to_enqueue(session, now, ctx.resend_after_s)
         ]
     depths: dict[str, int | None] = {}
     ids = []
-    for job_id, kind, state in due:
-        if state == JobState.pending and ctx.queue_depth is not None:
+    stale = now - timedelta(seconds=max(STALE_SEND_S, ctx.resend_after_s))
+    for job_id, kind, state, sent in due:
+        recent = sent is not None and sent > stale
+        if state == JobState.pending and recent and ctx.queue_depth is not None:
             queue = TASK_ROUTES[TASK_NAMES[kind]]["queue"]
             if queue not in depths:
                 depths[queue] = ctx.queue_depth(queue)
