@@ -83,6 +83,8 @@ def seed(db: Database) -> dict[str, int]:
                 s, content_hash=f"sha256:{name}", path=f"/ck/{name}", run=run, step=step
             )
             ids[name] = cp.id
+            if name == "c2":  # its critical rule asked for human review
+                cp.meta = {**cp.meta, "review_hold": True}
         repo.set_checkpoint_state(s, ids["c1"], CheckpointState.decided)
         repo.set_checkpoint_state(s, ids["c4"], CheckpointState.failed, "corrupt shard")
 

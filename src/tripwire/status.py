@@ -42,6 +42,8 @@ class CheckpointStatus(BaseModel):
     """Ids of the rules that fired for this checkpoint, in decision order."""
     deep_jobs: list[str]
     """States of its deep-evaluation jobs."""
+    review_hold: bool = False
+    """A fired rule asked for human review of this checkpoint."""
     error: str | None
 
 
@@ -93,6 +95,7 @@ def status_snapshot(session: Session) -> StatusSnapshot:
                 discovered_at=cp.discovered_at,
                 fired_rules=fired.get(cp.id, []),
                 deep_jobs=deep.get(cp.id, []),
+                review_hold=bool((cp.meta or {}).get("review_hold")),
                 error=cp.error,
             )
         )
@@ -137,7 +140,7 @@ def render_tables(snapshot: StatusSnapshot, database: str) -> list[Table]:
             table.add_row(
                 "-" if cp.step is None else str(cp.step),
                 cp.content_hash.removeprefix("sha256:")[:12],
-                cp.state,
+                f"{cp.state} (review hold)" if cp.review_hold else cp.state,
                 ", ".join(cp.fired_rules) or "-",
                 ", ".join(cp.deep_jobs) or "-",
                 (cp.error or "")[:80],

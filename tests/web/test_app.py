@@ -72,6 +72,8 @@ def test_status_lists_runs_checkpoints_and_job_counts(database_url: str, tmp_pat
     assert by_id[ids["c1"]]["fired_rules"] == ["mmlu-delta"]
     assert by_id[ids["c2"]]["fired_rules"] == ["mmlu-delta", "wmdp-level"]
     assert by_id[ids["c2"]]["deep_jobs"] == ["running"]
+    assert by_id[ids["c2"]]["review_hold"] is True
+    assert by_id[ids["c1"]]["review_hold"] is False
     assert by_id[ids["c3"]]["fired_rules"] == []
     assert by_id[ids["c4"]]["error"] == "corrupt shard"
     assert body["jobs"] == {
