@@ -171,7 +171,16 @@ def worker(
                 "without a broker, `tripwire watch` runs its own embedded worker"
             )
         )
+    from tripwire.jobs.celery_config import QUEUES
+
     queue_list = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(queue_list) - set(QUEUES)) or ([] if queue_list else ["(none)"])
+    if unknown:
+        raise _fail(
+            TripwireError(
+                f"--queues: unknown queue {', '.join(unknown)}; allowed: {', '.join(QUEUES)}"
+            )
+        )
     if gpus is not None or cpu_workers > 1:
         from tripwire.jobs.workers import Supervisor, plan_workers
 
