@@ -161,6 +161,14 @@ def worker(
     ] = 1,
     pool: Annotated[str, typer.Option(help="Celery pool (without --gpus).")] = "prefork",
     loglevel: Annotated[str, typer.Option()] = "INFO",
+    shutdown_grace_s: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="On SIGTERM, how long running evaluations may finish before they are killed "
+            "(their jobs are then retried elsewhere). With --gpus or --cpu-workers.",
+        ),
+    ] = 60.0,
 ) -> None:
     """Run Celery workers on TRIPWIRE_BROKER_URL (Redis in production)."""
     settings = _settings()
@@ -193,7 +201,7 @@ def worker(
                 f"worker {spec.name}: {'GPU ' + spec.gpu if spec.gpu else 'CPU'}, "
                 f"queues {','.join(spec.queues)}"
             )
-        raise typer.Exit(code=Supervisor(specs).run())
+        raise typer.Exit(code=Supervisor(specs, shutdown_grace_s=shutdown_grace_s).run())
     from tripwire.jobs import tasks
 
     tasks.configure(settings.broker_url, settings)
