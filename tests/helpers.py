@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import datetime
 from pathlib import Path
+
+from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions
 
 TASK_TEMPLATE = """\
 task: {name}
@@ -97,3 +100,28 @@ def write_tasks(root: Path, names: tuple[str, ...] = ("add", "cmp"), n_items: in
 def write_suite(path: Path, body: str) -> Path:
     path.write_text(body)
     return path
+
+
+def binary_suite_result(
+    correct: int, n_items: int, *, started_at: datetime, suite_hash: str = "s", task: str = "t"
+) -> SuiteResult:
+    """A stored-looking proxy result: ``correct`` of ``n_items`` right, items ``doc0..``."""
+    values = [1.0] * correct + [0.0] * (n_items - correct)
+    result = TaskResult(
+        task=task,
+        metric="acc",
+        score=correct / n_items,
+        stderr=None,
+        n_items=n_items,
+        num_fewshot=0,
+        items=ItemOutcomes(doc_hashes=[f"doc{i}" for i in range(n_items)], values=values),
+    )
+    return SuiteResult(
+        suite_name="p",
+        suite_hash=suite_hash,
+        model_path="/m",
+        tasks={task: result},
+        versions=Versions(lm_eval="x", transformers="y", torch="z", tripwire="w"),
+        started_at=started_at,
+        duration_s=1.0,
+    )

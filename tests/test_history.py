@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.helpers import binary_suite_result
 from tripwire.cli import app
 from tripwire.errors import TripwireError
 from tripwire.history import run_backtest
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.policy.schema import load_policy
-from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions
+from tripwire.results import SuiteResult
 from tripwire.store import repo
 from tripwire.store.db import Database
 from tripwire.store.models import Decision, JobKind
@@ -38,25 +39,7 @@ rules:
 
 
 def _result(correct: int) -> SuiteResult:
-    values = [1.0] * correct + [0.0] * (N - correct)
-    task = TaskResult(
-        task="t",
-        metric="acc",
-        score=correct / N,
-        stderr=None,
-        n_items=N,
-        num_fewshot=0,
-        items=ItemOutcomes(doc_hashes=[f"doc{i}" for i in range(N)], values=values),
-    )
-    return SuiteResult(
-        suite_name="p",
-        suite_hash="stored-suite",
-        model_path="/m",
-        tasks={"t": task},
-        versions=Versions(lm_eval="x", transformers="y", torch="z", tripwire="w"),
-        started_at=START,
-        duration_s=1.0,
-    )
+    return binary_suite_result(correct, N, started_at=START, suite_hash="stored-suite")
 
 
 def _store(url: str) -> None:

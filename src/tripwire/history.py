@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from rich.table import Table
 from sqlalchemy import select
@@ -45,12 +44,6 @@ class Backtest:
     summary: ReplaySummary
     active_deep: int
     compute_factor: float
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)  # SQLite gives back naive UTC
-    return moment
 
 
 def _snapshots(session: Session, run: Run, suite_hash: str) -> list[tuple[Checkpoint, Snapshot]]:
@@ -91,7 +84,7 @@ def _snapshots(session: Session, run: Run, suite_hash: str) -> list[tuple[Checkp
             step=checkpoint.step,
             scores=scores,
             training_flop=checkpoint.training_flop,
-            evaluated_at=_aware(evaluation.created_at),
+            evaluated_at=evaluation.created_at,
         )
         out.append((checkpoint, snap))
     out.sort(key=lambda pair: (pair[0].step if pair[0].step is not None else -1, pair[0].id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import redis
@@ -51,11 +51,6 @@ REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives back naive datetimes; Tripwire stores UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def broker_client(broker_url: str | None) -> redis.Redis | None:
@@ -182,7 +177,7 @@ class TripwireCollector(Collector):
         )
         for kind in kinds:
             first = created.get(kind)
-            age = max((now - _aware(first)).total_seconds(), 0.0) if first is not None else 0.0
+            age = max((now - first).total_seconds(), 0.0) if first is not None else 0.0
             oldest.add_metric([kind], age)
         yield oldest
 

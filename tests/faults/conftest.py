@@ -21,6 +21,7 @@ import psutil
 import pytest
 from sqlalchemy import func, select
 from tests.helpers import make_checkpoint, write_tasks
+from tests.jobs.conftest import POLICY
 
 from tripwire.jobs.service import Service
 from tripwire.settings import Settings
@@ -43,18 +44,6 @@ bootstrap_iters: 0
 tasks:
   - task: tiny_add
     limit: 50
-"""
-POLICY = """\
-name: faults
-proxy_suite: ../evals/proxy.yaml
-rules:
-  - id: any-rise
-    type: delta
-    benchmarks: ["*"]
-    threshold: 0.01
-    mode: point
-    actions:
-      deep_suites: [../evals/deep.yaml]
 """
 TIMEOUTS = {
     "TRIPWIRE_LEASE_S": "4",

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from tests.helpers import binary_suite_result
 from tripwire.audit import verify_chain
 from tripwire.jobs.decide import decide_checkpoint
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.policy.schema import load_policy
-from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions
+from tripwire.results import SuiteResult
 from tripwire.store import repo
 from tripwire.store.db import Database
 from tripwire.store.models import Checkpoint, Decision, Job, JobKind
@@ -47,25 +48,7 @@ rules:
 
 
 def _result(correct: int) -> SuiteResult:
-    values = [1.0] * correct + [0.0] * (N - correct)
-    task = TaskResult(
-        task="t",
-        metric="acc",
-        score=correct / N,
-        stderr=None,
-        n_items=N,
-        num_fewshot=0,
-        items=ItemOutcomes(doc_hashes=[f"doc{i}" for i in range(N)], values=values),
-    )
-    return SuiteResult(
-        suite_name="p",
-        suite_hash="s",
-        model_path="/m",
-        tasks={"t": task},
-        versions=Versions(lm_eval="x", transformers="y", torch="z", tripwire="w"),
-        started_at=START,
-        duration_s=1.0,
-    )
+    return binary_suite_result(correct, N, started_at=START, suite_hash="s")
 
 
 def test_decisions_get_lineage_compute_and_deep_evaluation_times(

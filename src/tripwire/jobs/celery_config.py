@@ -70,3 +70,31 @@ def celery_settings(
         "worker_pool": "tripwire.jobs.pool:PromptRespawnTaskPool",
         "worker_cancel_long_running_tasks_on_connection_loss": True,
     }
+
+
+def worker_argv(
+    queues: list[str] | tuple[str, ...],
+    concurrency: int,
+    pool: str,
+    loglevel: str,
+    max_tasks_per_child: int = 1,
+    hostname: str | None = None,
+) -> list[str]:
+    """Arguments for ``celery worker``. ``prefork`` is Tripwire's prefork pool (``worker_pool``)."""
+    prefork = pool == "prefork"
+    return [
+        "worker",
+        *([f"--hostname={hostname}"] if hostname else []),
+        f"--queues={','.join(queues)}",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        # A fresh pool child per task: no state (or CUDA memory) carried between evaluations.
+        *(
+            [f"--max-tasks-per-child={max_tasks_per_child}"]
+            if prefork and max_tasks_per_child
+            else []
+        ),
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        "--without-mingle",
+    ]

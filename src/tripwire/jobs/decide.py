@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -118,8 +118,6 @@ def lineage(session: Session, checkpoint: Checkpoint, baseline: Checkpoint | Non
             Job.checkpoint_id == baseline.id, Job.kind == JobKind.deep_eval
         )
     )
-    if dispatched is not None and dispatched.tzinfo is None:
-        dispatched = dispatched.replace(tzinfo=UTC)  # SQLite gives back naive UTC
     return Lineage(len(since) + 1, len(decided) + 1, dispatched)
 
 

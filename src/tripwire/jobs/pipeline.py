@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -61,11 +61,6 @@ STALE_SEND_S = 3600.0
 """A pending job is re-sent after this long even while its queue is not empty."""
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time stored here is UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def reconcile(ctx: Context, now: datetime | None = None) -> int:
     """Re-send pending jobs whose message may be lost and running jobs whose lease expired.
 
@@ -82,7 +77,7 @@ def reconcile(ctx: Context, now: datetime | None = None) -> int:
         _after_failure(ctx, job_id)
     with ctx.db.session() as session:
         due = [
-            (job.id, job.kind, job.state, _aware(job.enqueued_at))
+            (job.id, job.kind, job.state, job.enqueued_at)
             for job in repo.jobs_to_enqueue(session, now, ctx.resend_after_s)
         ]
     depths: dict[str, int | None] = {}

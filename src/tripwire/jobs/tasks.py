@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import ChannelError
 
-from tripwire.jobs.celery_config import celery_settings
+from tripwire.jobs.celery_config import celery_settings, worker_argv
 from tripwire.jobs.context import Context, context_from_settings
 from tripwire.jobs.pipeline import run_job
 from tripwire.settings import Settings
@@ -111,32 +111,6 @@ def decide(job_id: int) -> str:
 @app.task(name="tripwire.report")
 def report(job_id: int) -> str:
     return _run(job_id)
-
-
-def worker_argv(
-    queues: list[str],
-    concurrency: int,
-    pool: str,
-    loglevel: str,
-    max_tasks_per_child: int = 1,
-) -> list[str]:
-    """Arguments for ``celery worker``. ``prefork`` is Tripwire's prefork pool (``worker_pool``)."""
-    prefork = pool == "prefork"
-    return [
-        "worker",
-        f"--queues={','.join(queues)}",
-        f"--concurrency={concurrency}",
-        f"--pool={pool}",
-        # A fresh pool child per task: no state (or CUDA memory) carried between evaluations.
-        *(
-            [f"--max-tasks-per-child={max_tasks_per_child}"]
-            if prefork and max_tasks_per_child
-            else []
-        ),
-        f"--loglevel={loglevel}",
-        "--without-gossip",
-        "--without-mingle",
-    ]
 
 
 def start_worker(**kwargs: Any) -> None:

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from tripwire.jobs.celery_config import worker_argv
+
 log = logging.getLogger(__name__)
 
 CELERY_APP = "tripwire.jobs.tasks:app"
@@ -37,21 +39,10 @@ class WorkerSpec:
     loglevel: str = "INFO"
 
     def argv(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "celery",
-            f"--app={CELERY_APP}",
-            "worker",
-            f"--hostname={self.name}@%h",
-            f"--queues={','.join(self.queues)}",
-            "--pool=prefork",  # Tripwire's prefork pool, through the app's worker_pool
-            "--concurrency=1",
-            "--max-tasks-per-child=1",
-            f"--loglevel={self.loglevel}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
+        celery = [sys.executable, "-m", "celery", f"--app={CELERY_APP}"]
+        return celery + worker_argv(
+            self.queues, 1, "prefork", self.loglevel, hostname=f"{self.name}@%h"
+        )
 
     def env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         env = dict(os.environ if base is None else base)

@@ -21,10 +21,8 @@ from tripwire.policy.rules import (
 from tripwire.policy.rules import evaluate_delta as _evaluate_delta
 from tripwire.policy.schema import (
     Actions,
-    AllRule,
-    AnyRule,
-    AtLeastRule,
     CadenceRule,
+    Combinator,
     ComputeRule,
     DeltaRule,
     DivergenceRule,
@@ -71,13 +69,13 @@ def evaluate_rule(rule: Rule, ctx: Context) -> RuleVerdict:
     return _combine(rule, ctx)
 
 
-def _combine(rule: AnyRule | AllRule | AtLeastRule, ctx: Context) -> RuleVerdict:
+def _combine(rule: Combinator, ctx: Context) -> RuleVerdict:
     """Three-valued logic over the nested verdicts: undecidable children count as unknown."""
     children = [evaluate_rule(child, ctx) for child in rule.rules]
     fired = sum(c.verdict == "fired" for c in children)
     unknown = sum(c.verdict == "undecidable" for c in children)
     n = len(children)
-    need = {"any": 1, "all": n}.get(rule.type, getattr(rule, "k", 1))
+    need = rule.needed()
     verdict: Verdict
     if fired >= need:
         verdict = "fired"
@@ -88,7 +86,7 @@ def _combine(rule: AnyRule | AllRule | AtLeastRule, ctx: Context) -> RuleVerdict
     listing = " | ".join(
         f"{c.rule_id} {c.verdict.replace('_', ' ')}: {c.explanation}" for c in children
     )
-    label = {"any": "any", "all": "all"}.get(rule.type, f"at least {need}")
+    label = rule.type if rule.type in ("any", "all") else f"at least {need}"
     explanation = f"{fired} of {n} nested rules fired ({label} needed): {listing}"
     if verdict == "undecidable":
         explanation += f"; {unknown} undecidable, so the outcome is unknown"

@@ -22,10 +22,8 @@ from typing import Literal
 
 from tripwire.policy.compare import scale_factor
 from tripwire.policy.schema import (
-    AllRule,
-    AnyRule,
-    AtLeastRule,
     CadenceRule,
+    Combinator,
     ComputeRule,
     DeltaRule,
     DivergenceRule,
@@ -126,7 +124,7 @@ def rule_power(
     rule: Rule, policy: Policy, counts: dict[str, ItemCount], planning: Planning, path: str
 ) -> RulePower:
     """The MDE of every comparison ``rule`` makes, against the margin it must resolve."""
-    if isinstance(rule, AnyRule | AllRule | AtLeastRule):
+    if isinstance(rule, Combinator):
         children = [
             rule_power(child, policy, counts, planning, f"{path}.rules.{i}")
             for i, child in enumerate(rule.rules)

@@ -110,6 +110,20 @@ def _crossed_down(mode: Mode, est: Estimate, threshold: float, alpha: float) -> 
     return est.lower(alpha) <= threshold
 
 
+def _comparison(
+    task: str, est: Estimate, alpha: float, factor: float = 1.0, **fields: Any
+) -> Comparison:
+    """A comparison row from an estimate: its value and one-sided bounds at ``alpha``, scaled."""
+    return Comparison(
+        task=task,
+        estimate=est.estimate * factor,
+        low=est.lower(alpha) * factor,
+        high=est.upper(alpha) * factor,
+        alpha=alpha,
+        **fields,
+    )
+
+
 def _describe(c: Comparison, unit: str) -> str:
     items = f", {c.paired_items} items" if c.paired_items else ""
     return f"{c.task} {c.estimate:+.1f} {unit} [{c.low:+.1f}, {c.high:+.1f}] ({c.method}{items})"
@@ -167,16 +181,15 @@ def _any_rise(
         else:
             crossed = est.upper(level) >= t
         comparisons.append(
-            Comparison(
-                task=name,
-                estimate=est.estimate * f,
-                low=est.lower(level) * f,
-                high=est.upper(level) * f,
+            _comparison(
+                name,
+                est,
+                level,
+                f,
                 p_value=p,
                 paired_items=est.n,
                 method=est.method,
                 crossed=crossed,
-                alpha=level,
                 threshold=rule.threshold,
                 discordant=change.discordant,
             )
@@ -266,16 +279,15 @@ def evaluate_level(rule: LevelRule, ctx: Context) -> RuleVerdict:
         if reached and before:
             notes.append(f"{name} had already reached it at baseline step {ctx.baseline_step}")
         comparisons.append(
-            Comparison(
-                task=name,
-                estimate=est.estimate * 100,
-                low=est.lower(a) * 100,
-                high=est.upper(a) * 100,
+            _comparison(
+                name,
+                est,
+                a,
+                100,
                 p_value=p,
                 paired_items=0,
                 method=f"{est.method}, {est.n} items" if est.n else est.method,
                 crossed=reached and not before,
-                alpha=a,
                 threshold=rule.level,
                 note="reached at the baseline" if before else "",
             )
@@ -430,28 +442,24 @@ def evaluate_divergence(rule: DivergenceRule, ctx: Context) -> RuleVerdict:
     p_risk = risk.p_less(rule.risk_max_rise)
     unit = rule.unit
     comparisons = [
-        Comparison(
-            task="general: " + ", ".join(rule.general),
-            estimate=general.estimate,
-            low=general.lower(alpha),
-            high=general.upper(alpha),
+        _comparison(
+            "general: " + ", ".join(rule.general),
+            general,
+            alpha,
             p_value=p_general,
             paired_items=general.n,
             method=general.method,
             crossed=rose,
-            alpha=alpha,
             threshold=rule.general_rise,
         ),
-        Comparison(
-            task="risk: " + ", ".join(rule.risk),
-            estimate=risk.estimate,
-            low=risk.lower(alpha),
-            high=risk.upper(alpha),
+        _comparison(
+            "risk: " + ", ".join(rule.risk),
+            risk,
+            alpha,
             p_value=p_risk,
             paired_items=risk.n,
             method=risk.method,
             crossed=flat,
-            alpha=alpha,
             threshold=rule.risk_max_rise,
             note="crossed means: stayed at or below the threshold",
         ),

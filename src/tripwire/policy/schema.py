@@ -278,50 +278,49 @@ class DivergenceRule(_Statistical):
         return SCALE_UNITS[self.scale]
 
 
-class AnyRule(_RuleBase):
+class _Combinator(_RuleBase):
+    rules: list[Rule] = Field(min_length=2)
+
+    @property
+    def unit(self) -> str:
+        return "rules"
+
+    def needed(self) -> int:
+        """How many nested rules must fire."""
+        raise NotImplementedError
+
+    @property
+    def needs_baseline(self) -> bool:
+        """Undecidable without a baseline unless enough children need none."""
+        return sum(not r.needs_baseline for r in self.rules) < self.needed()
+
+
+class AnyRule(_Combinator):
     """Fires when any nested rule fires."""
 
     type: Literal["any"]
-    rules: list[Rule] = Field(min_length=2)
 
-    @property
-    def unit(self) -> str:
-        return "rules"
-
-    @property
-    def needs_baseline(self) -> bool:
-        return all(r.needs_baseline for r in self.rules)
+    def needed(self) -> int:
+        return 1
 
 
-class AllRule(_RuleBase):
+class AllRule(_Combinator):
     """Fires when every nested rule fires."""
 
     type: Literal["all"]
-    rules: list[Rule] = Field(min_length=2)
 
-    @property
-    def unit(self) -> str:
-        return "rules"
-
-    @property
-    def needs_baseline(self) -> bool:
-        return any(r.needs_baseline for r in self.rules)
+    def needed(self) -> int:
+        return len(self.rules)
 
 
-class AtLeastRule(_RuleBase):
+class AtLeastRule(_Combinator):
     """Fires when at least ``k`` nested rules fire."""
 
     type: Literal["at_least"]
     k: int = Field(ge=1)
-    rules: list[Rule] = Field(min_length=2)
 
-    @property
-    def unit(self) -> str:
-        return "rules"
-
-    @property
-    def needs_baseline(self) -> bool:
-        return sum(not r.needs_baseline for r in self.rules) < self.k
+    def needed(self) -> int:
+        return self.k
 
 
 Rule = Annotated[
@@ -336,6 +335,7 @@ Rule = Annotated[
     | AtLeastRule,
     Field(discriminator="type"),
 ]
+_Combinator.model_rebuild()
 AnyRule.model_rebuild()
 AllRule.model_rebuild()
 AtLeastRule.model_rebuild()

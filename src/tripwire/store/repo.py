@@ -176,7 +176,7 @@ def evaluation_for(session: Session, checkpoint_id: int, suite_hash: str) -> Eva
 
 
 def _iso(moment: datetime | None) -> str | None:
-    """UTC ISO time; SQLite gives back naive datetimes, which are UTC here."""
+    """UTC ISO time without a zone suffix (the form the decision chain has always hashed)."""
     if moment is None:
         return None
     if moment.tzinfo is not None:
