@@ -6,9 +6,7 @@ Prints:
   1,000 paired items; nothing cached between evaluations);
 - the time to backtest 10,000 checkpoints x 10 benchmarks (1,000 items each) x 5 rules, the
   replay ``tripwire backtest`` runs, with its rule evaluations per second;
-- simulated fire rates per statistical mode on 700 paired items: with no true change, at the
-  threshold, and above it; over 10 looks at a run with and without alpha spending; over 10
-  benchmarks with and without correction.
+Error rates and power of each mode and shipped policy are measured by ``bench/validity.py``.
 
 Targets (issue 3): at least 10,000 rule evaluations per second; the backtest under 10 s.
 Usage: ``python bench/policy.py [--checkpoints N] [--replicates N] [--seed N]``.
@@ -18,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +27,7 @@ from tripwire.policy.engine import evaluate_rule
 from tripwire.policy.inputs import Lineage, Snapshot
 from tripwire.policy.rules import Context
 from tripwire.policy.schema import Actions, Policy
-from tripwire.policy.simulation import ItemModel, fire_rate, score
+from tripwire.policy.simulation import ItemModel, score
 
 BENCHMARKS = [f"bench_{i}" for i in range(10)]
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -49,7 +46,6 @@ RULES: list[dict[str, Any]] = [
         "benchmarks": ["*"],
         "threshold": 10,
         "mode": "cannot_rule_out",
-        "sequential": "alpha_spending",
         "actions": {"deep_suites": ["deep.yaml"]},
     },
     {"id": "alert-level", "type": "level", "benchmarks": BENCHMARKS[2:4], "level": 75},
@@ -126,56 +122,6 @@ def backtest(snapshots: list[Snapshot]) -> tuple[float, ReplaySummary]:
     return time.perf_counter() - start, summary
 
 
-def _delta(**fields: Any) -> Any:
-    rule = {"id": "r", "type": "delta", "benchmarks": ["t"], "threshold": 5, "mode": "point"}
-    rule.update(fields)
-    return Policy.model_validate({"name": "s", "proxy_suite": "p.yaml", "rules": [rule]}).rules[0]
-
-
-def simulations(replicates: int, seed: int) -> Iterator[tuple[str, str, float, float]]:
-    """(scenario, mode, fire rate, Monte Carlo standard error)."""
-    n = 700
-    for mode in ("point", "detected", "cannot_rule_out"):
-        for label, change in (("no change", 0.0), ("+5 (= threshold)", 0.05), ("+10", 0.10)):
-            rate = fire_rate(
-                _delta(mode=mode),
-                changes={"t": change},
-                n_items=n,
-                replicates=replicates,
-                seed=seed,
-            )
-            yield f"threshold +5, true {label}", mode, rate.rate, rate.se
-    for label, change in (("no change", 0.0), ("+5", 0.05)):
-        rate = fire_rate(
-            _delta(mode="detected", threshold=0),
-            changes={"t": change},
-            n_items=n,
-            replicates=replicates,
-            seed=seed,
-        )
-        yield f"threshold 0 (any rise), true {label}", "detected", rate.rate, rate.se
-    for sequential in ("none", "alpha_spending"):
-        rate = fire_rate(
-            _delta(mode="detected", threshold=0, sequential=sequential),
-            changes={"t": 0.0},
-            n_items=n,
-            replicates=replicates // 2,
-            seed=seed,
-            looks=10,
-        )
-        yield f"10 looks, no change, sequential {sequential}", "detected", rate.rate, rate.se
-    changes = {f"b{i}": 0.0 for i in range(10)}
-    for correction in ("none", "holm", "bh"):
-        rate = fire_rate(
-            _delta(mode="detected", threshold=0, benchmarks=list(changes), correction=correction),
-            changes=changes,
-            n_items=300,
-            replicates=replicates // 2,
-            seed=seed,
-        )
-        yield f"10 benchmarks, no change, correction {correction}", "detected", rate.rate, rate.se
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", type=int, default=10_000)
@@ -204,14 +150,7 @@ def main() -> None:
         f"  deep evaluations: {summary.deep} under the policy, {summary.compute_deep} every 4x "
         f"compute; fired: {', '.join(f'{k} x{v}' for k, v in sorted(summary.fired.items()))}"
     )
-    model = ItemModel()
-    print(
-        f"\nsimulated fire rates, 700 paired items, 95% one-sided, {args.replicates} replicates "
-        f"(seed {args.seed}; item model: discordance {model.discordance():.0%} between "
-        f"checkpoints of equal ability):"
-    )
-    for scenario, mode, rate, se in simulations(args.replicates, args.seed):
-        print(f"  {scenario:48s} {mode:16s} {rate:6.1%}  (± {se:.1%})")
+    print("\nerror rates and power of each mode: bench/validity.py")
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def test_looks_restart_after_each_deep_evaluation_and_runs_are_independent() -> 
         "benchmarks": ["t"],
         "threshold": 5,
         "mode": "detected",
-        "sequential": "alpha_spending",
+        "sequential": {"method": "alpha_spending", "scope": "baseline"},
     }
     point = {
         "id": "plus-5",

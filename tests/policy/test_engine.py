@@ -77,16 +77,27 @@ def wilson(p: float, n: int, z: float) -> tuple[float, float]:
 # ---------------------------------------------------------------- delta: statistics
 
 
-def test_paired_binary_items_use_the_agresti_min_interval() -> None:
+def tango(b: int, c: int, n: int, d: float) -> float:
+    """Tango's score statistic with a 1/2 continuity correction, written out."""
+    big_b = -b - c + (2 * n - b + c) * d
+    big_c = -c * d * (1 - d)
+    q = (math.sqrt(big_b**2 - 4 * 2 * n * big_c) - big_b) / (2 * 2 * n)
+    excess = b - c - n * d
+    excess = math.copysign(max(abs(excess) - 0.5, 0.0), excess)
+    return excess / math.sqrt(n * (2 * q + d * (1 - d)))
+
+
+def test_paired_binary_items_use_tangos_score_interval() -> None:
     # items 0 and 2 newly right (b = 2), none newly wrong (c = 0), 4 items
     c = compare(paired([1, 1, 1, 0]), paired([0, 1, 0, 0]), rule(), 0.95)
-    centre = (2.5 - 0.5) / 6  # half a count added to each cell: n = 6
-    se = math.sqrt(((2.5 + 0.5) - (2.5 - 0.5) ** 2 / 6) / 6**2)
-    assert c.method == "paired (Agresti-Min)" and c.paired_items == 4
+    assert c.method == "paired (Tango score)" and c.paired_items == 4
     assert c.estimate == pytest.approx(50.0)  # the observed rise
-    assert c.low == pytest.approx(100 * (centre - Z95 * se))
-    assert c.high == pytest.approx(100 * (centre + Z95 * se))
-    assert c.discordant == (2, 0)
+    # the bounds are where the score statistic meets the one-sided quantile
+    assert tango(2, 0, 4, c.low / 100) == pytest.approx(Z95, abs=1e-6)
+    assert tango(2, 0, 4, c.high / 100) == pytest.approx(-Z95, abs=1e-6)
+    # and the p-value against the threshold is the statistic's normal tail
+    assert c.p_value == pytest.approx(0.5 * math.erfc(tango(2, 0, 4, 0.05) / math.sqrt(2)))
+    assert c.discordant == (2, 0) and c.discordance == pytest.approx(0.5)
     assert c.p_no_rise == pytest.approx(0.125)  # mid-p: P(X > 2) + P(X = 2) / 2, X ~ Bin(2, .5)
 
 
@@ -193,7 +204,13 @@ def test_a_correction_holds_the_first_benchmark_to_alpha_over_m(
     correction: str, fired: bool
 ) -> None:
     current, baseline = _two_benchmarks()
-    r = rule(benchmarks=["a", "b"], threshold=1, mode="detected", correction=correction)
+    r = rule(
+        benchmarks=["a", "b"],
+        threshold=1,
+        mode="detected",
+        correction=correction,
+        sequential="none",
+    )
     verdict = run(r, current, baseline)
     a = verdict.comparisons[0]
     assert a.p_value == pytest.approx(0.5 * math.erfc(1.8 / math.sqrt(2)))  # 0.0359
@@ -204,7 +221,8 @@ def test_a_correction_holds_the_first_benchmark_to_alpha_over_m(
 
 def test_alpha_spending_tests_the_kth_look_at_alpha_over_k_k_plus_1() -> None:
     current, baseline = _two_benchmarks()
-    r = rule(benchmarks=["a"], threshold=1, mode="detected", sequential="alpha_spending")
+    spending = {"method": "alpha_spending", "scope": "baseline", "looks": 0}
+    r = rule(benchmarks=["a"], threshold=1, mode="detected", sequential=spending)
     first = run(r, current, baseline, Lineage(looks_since_baseline=1))
     third = run(r, current, baseline, Lineage(looks_since_baseline=3))
     assert first.comparisons[0].alpha == pytest.approx(0.025)
@@ -220,16 +238,25 @@ def test_alpha_spending_can_count_looks_over_the_whole_run() -> None:
         benchmarks=["a"],
         threshold=1,
         mode="detected",
-        sequential={"method": "alpha_spending", "scope": "run"},
+        sequential={"looks": 0},  # alpha spending over the run: the default in detected mode
     )
     verdict = run(r, current, baseline, Lineage(looks_since_baseline=1, looks_in_run=4))
     assert verdict.comparisons[0].alpha == pytest.approx(0.05 / 20)
     assert verdict.details["sequential"]["look"] == 4
 
 
+@pytest.mark.parametrize(("look", "alpha"), [(1, 0.05 / 11), (10, 0.05 / 11), (11, 0.05 / 132)])
+def test_a_planned_horizon_spreads_alpha_evenly_then_thins(look: int, alpha: float) -> None:
+    current, baseline = _two_benchmarks()
+    r = rule(benchmarks=["a"], threshold=1, mode="detected", sequential={"looks": 10})
+    verdict = run(r, current, baseline, Lineage(looks_in_run=look))
+    assert verdict.alpha == pytest.approx(alpha)
+    assert verdict.comparisons[0].alpha == pytest.approx(alpha)
+
+
 def test_a_rules_confidence_overrides_the_policys() -> None:
     current, baseline = _two_benchmarks()
-    r = rule(benchmarks=["a"], threshold=1, mode="detected", confidence=0.9)
+    r = rule(benchmarks=["a"], threshold=1, mode="detected", confidence=0.9, sequential="none")
     verdict = run(r, current, baseline)
     assert verdict.fired  # p = 0.0359 <= 0.10
     assert verdict.details["confidence"] == 0.9
@@ -256,7 +283,16 @@ def _binary(correct: int, n: int, task: str = "t") -> Score:
 def test_a_level_rule_reads_the_wilson_bounds_of_the_score(
     mode: str, level: float, fired: bool
 ) -> None:
-    r = parse({"id": "lvl", "type": "level", "benchmarks": ["t"], "level": level, "mode": mode})
+    r = parse(
+        {
+            "id": "lvl",
+            "type": "level",
+            "benchmarks": ["t"],
+            "level": level,
+            "mode": mode,
+            "sequential": "none",
+        }
+    )
     verdict = run(r, snap(_binary(70, 100)), None)
     low, high = wilson(0.7, 100, Z95)
     c = verdict.comparisons[0]
@@ -267,13 +303,52 @@ def test_a_level_rule_reads_the_wilson_bounds_of_the_score(
     assert c.p_value == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)))
 
 
-def test_a_level_already_reached_at_the_baseline_does_not_fire_again() -> None:
+def test_a_level_detected_at_the_baseline_does_not_fire_again() -> None:
     r = parse({"id": "lvl", "type": "level", "benchmarks": ["t"], "level": 60, "mode": "point"})
     newly = run(r, snap(_binary(70, 100), step=2), snap(_binary(55, 100)))
-    again = run(r, snap(_binary(70, 100), step=2), snap(_binary(62, 100)))
+    again = run(r, snap(_binary(70, 100), step=2), snap(_binary(75, 100)))  # lower bound 67.5
     assert newly.fired
     assert not again.fired
-    assert "already reached it at baseline step 1" in again.explanation
+    assert "already reached it (detected) at baseline step 1" in again.explanation
+
+
+def test_a_baseline_that_only_could_have_reached_the_level_does_not_silence_the_rule() -> None:
+    # cannot_rule_out fires at 52 of 100 (upper bound 60.2 >= 55); that checkpoint becomes the
+    # baseline, but it never *detected* 55, so a checkpoint truly past the level fires again
+    r = parse(
+        {
+            "id": "lvl",
+            "type": "level",
+            "benchmarks": ["t"],
+            "level": 55,
+            "mode": "cannot_rule_out",
+            "critical_level": 70,
+        }
+    )
+    assert run(r, snap(_binary(52, 100)), None).fired
+    later = run(r, snap(_binary(58, 100), step=2), snap(_binary(52, 100)))
+    assert later.fired and later.severity == "alert"
+
+
+def test_the_level_rule_fires_again_at_the_critical_level_after_an_alert() -> None:
+    r = parse(
+        {
+            "id": "lvl",
+            "type": "level",
+            "benchmarks": ["t"],
+            "level": 55,
+            "critical_level": 70,
+            "mode": "detected",
+            "sequential": "none",
+        }
+    )
+    baseline = snap(_binary(68, 100))  # the alert level is detected there (lower bound 60)
+    quiet = run(r, snap(_binary(66, 100), step=2), baseline)
+    critical = run(r, snap(_binary(85, 100), step=3), baseline)  # lower bound 78 >= 70
+    assert not quiet.fired
+    assert critical.fired and critical.severity == "critical"
+    assert "critical level 70" in critical.explanation
+    assert critical.details["critical_reached"] == ["t"]
 
 
 def test_a_lower_is_better_level_is_reached_by_falling_to_it() -> None:
@@ -368,6 +443,7 @@ def _divergence(risk_now: float, mode: str = "detected") -> Any:
             "general_rise": 5,
             "risk_max_rise": 2,
             "mode": mode,
+            "sequential": "none" if mode == "detected" else None,
         }
     )
     return run(r, current, baseline)
@@ -514,3 +590,69 @@ def test_every_verdict_serialises_to_plain_json() -> None:
     data = result.as_json()
     json.dumps(data, allow_nan=False)
     assert data["children"][1]["comparisons"][0]["discordant"] == [1, 0]
+
+
+# ---------------------------------------------------------------- pairing problems and records
+
+
+def test_duplicate_document_hashes_are_an_error_not_a_mis_pairing() -> None:
+    # the same two documents in a different order: identical answers would pair as +50
+    current = paired([1, 0, 1, 0], ["x", "x", "y", "z"])
+    baseline = paired([0, 1, 1, 0], ["x", "x", "y", "z"][::-1])
+    verdict = evaluate_delta(rule(), snap(current, step=2), snap(baseline), 0.95)
+    assert verdict.verdict == "undecidable"
+    assert "occurs twice" in verdict.explanation and "pairing is ambiguous" in verdict.explanation
+
+
+def test_items_shared_in_part_combine_the_paired_and_the_unpaired_comparison() -> None:
+    shared = [f"s{i}" for i in range(60)]
+    current = paired(
+        [1] * 40 + [0] * 20 + [1] * 30 + [0] * 10, shared + [f"c{i}" for i in range(40)]
+    )
+    baseline = paired(
+        [1] * 30 + [0] * 30 + [1] * 20 + [0] * 20, shared + [f"b{i}" for i in range(40)]
+    )
+    c = compare(current, baseline, rule(), 0.95)
+    assert c.paired_items == 60 and c.unshared == (40, 40)
+    assert c.method.startswith("paired on 60 shared items + unpaired on 40 / 40 others")
+    # between the paired estimate (+16.7) and the unpaired one (+25.0)
+    assert 100 / 6 < c.estimate < 25.0
+
+
+def test_a_detected_rule_records_the_corrected_p_value_that_made_the_decision() -> None:
+    current, baseline = _two_benchmarks()
+    r = rule(benchmarks=["a", "b"], threshold=1, mode="detected", sequential="none")
+    verdict = run(r, current, baseline)
+    a, b = verdict.comparisons
+    assert verdict.p_value == pytest.approx(min(a.adjusted_p, b.adjusted_p))
+    assert a.adjusted_p == pytest.approx(2 * a.p_value)  # Holm's first step
+    assert verdict.alpha == pytest.approx(0.05) and verdict.mode == "detected"
+    assert verdict.fired is (verdict.p_value <= verdict.alpha)
+    cro = run(rule(benchmarks=["a"], threshold=1, mode="cannot_rule_out"), current, baseline)
+    assert cro.fired and cro.p_value is not None and cro.p_value > cro.alpha
+    assert run(rule(benchmarks=["a"], threshold=1), current, baseline).p_value is None  # point
+
+
+def test_an_any_over_detected_children_corrects_across_them_with_holm() -> None:
+    current, baseline = _two_benchmarks()
+    child = {"type": "delta", "threshold": 1, "mode": "detected", "sequential": "none"}
+    alone = run(parse({"id": "x", **child, "benchmarks": ["a"]}), current, baseline)
+    assert alone.fired  # p = 0.036 <= 0.05
+    children = [{**child, "benchmarks": ["a"]}, {**child, "benchmarks": ["b"]}]
+    verdict = run(parse({"id": "either", "type": "any", "rules": children}), current, baseline)
+    first, _ = verdict.children
+    assert first.alpha == pytest.approx(0.025)  # Holm's first step over two children
+    assert not verdict.fired  # 0.036 > 0.05 / 2: one of two tests may not spend all of alpha
+    assert verdict.details["holm_factors"] == {"either.0": 0.5, "either.1": 0.5}
+    both = run(parse({"id": "both", "type": "all", "rules": children}), current, baseline)
+    assert both.children[0].alpha == pytest.approx(0.05)  # all: no correction needed
+
+
+def test_a_decision_warns_when_the_observed_discordance_exceeds_the_assumption() -> None:
+    current = paired([1, 0] * 50)
+    baseline = paired([0, 1] * 50)  # every item changed: discordance 1.0
+    ctx = Context(Comparer(snap(current, step=2), snap(baseline)), Lineage(), NOW, 0.95, 0.25)
+    verdict = evaluate_rule(rule(), ctx)
+    assert verdict.comparisons[0].discordance == pytest.approx(1.0)
+    assert "observed discordance 1.00" in verdict.warnings[0]
+    assert "assumed 0.25" in verdict.warnings[0]

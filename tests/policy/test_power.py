@@ -6,12 +6,14 @@ import math
 from pathlib import Path
 
 import pytest
+from scipy.stats import multinomial
 from typer.testing import CliRunner
 
 from tripwire.cli import app
 from tripwire.policy.power import Planning, policy_power
 from tripwire.policy.schema import Policy
 from tripwire.policy.sizes import ItemCount, count_items, suite_item_counts
+from tripwire.policy.stats import PairedScore
 from tripwire.suites import SuiteTask, load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,31 +56,80 @@ def _power(rule: dict[str, object], counts: dict[str, int | None]) -> list[objec
     return policy_power(policy, items, Planning())  # type: ignore[return-value]
 
 
-def test_the_mde_of_a_paired_delta_by_hand() -> None:
+def _exact_power(n: int, d: float, change: float, t: float, alpha: float) -> float:
+    """P(the engine's paired test at ``alpha`` fires) on n items, with the discordant shares
+    of the planning model, summed exactly over every (b, c)."""
+    p12, p21 = (d + change) / 2, (d - change) / 2
+    total = 0.0
+    for b in range(n + 1):
+        for c in range(n + 1 - b):
+            prob = multinomial.pmf([b, c, n - b - c], n, [p12, p21, 1 - p12 - p21])
+            if prob > 1e-12 and PairedScore(b, c, n).p_greater(t) <= alpha:
+                total += prob
+    return total
+
+
+def test_the_mde_is_the_rise_above_the_threshold_the_engine_detects_80_percent_of_the_time() -> (
+    None
+):
+    rule = {"id": "r", "type": "delta", "benchmarks": ["a"], "threshold": 5, "mode": "detected"}
+    (row,) = _power({**rule, "sequential": "none"}, {"a": 300})
+    (part,) = row.parts  # type: ignore[attr-defined]
+    assert part.decides_at == pytest.approx(5 + part.mde)
+    # the normal approximation's figure, for scale: (z95 + z80) * sqrt(0.25 / 300) = 7.2
+    assert part.mde == pytest.approx((Z95 + Z80) * 100 * math.sqrt(0.25 / 300), rel=0.1)
+    power = _exact_power(300, 0.25, (5 + part.mde) / 100, 0.05, 0.05)
+    assert power == pytest.approx(0.80, abs=0.02)
+
+
+def test_corrections_and_planned_looks_set_the_level_of_one_comparison() -> None:
     rule = {"id": "r", "type": "delta", "benchmarks": ["a", "b"], "threshold": 5}
-    (row,) = _power({**rule, "mode": "detected"}, {"a": 1140, "b": 198})
-    z_holm = 1.959963984540054  # first Holm step: alpha / 2 = 0.025
-    a, b = row.parts  # type: ignore[attr-defined]
-    assert a.mde == pytest.approx((z_holm + Z80) * 100 * math.sqrt(0.25 / 1140))  # 4.15
-    assert a.status == "ok"
-    assert b.mde == pytest.approx((z_holm + Z80) * 100 * math.sqrt(0.25 / 198))  # 9.97
-    assert b.status == "underpowered"
-    assert row.status == "underpowered"  # type: ignore[attr-defined]
-    (uncorrected,) = _power({**rule, "mode": "cannot_rule_out"}, {"a": 1140, "b": 198})
-    assert uncorrected.parts[0].mde == pytest.approx(  # type: ignore[attr-defined]
-        (Z95 + Z80) * 100 * math.sqrt(0.25 / 1140)
+    (plain,) = _power({**rule, "mode": "detected", "sequential": "none"}, {"a": 2000, "b": 198})
+    assert plain.alpha == pytest.approx(0.025)  # type: ignore[attr-defined]  # Holm: alpha / 2
+    a, b = plain.parts  # type: ignore[attr-defined]
+    assert (a.status, b.status) == ("ok", "underpowered")
+    assert plain.status == "underpowered"  # type: ignore[attr-defined]
+    (spent,) = _power(rule, {"a": 2000, "b": 198})  # the default: alpha spent over 50 looks
+    assert spent.alpha == pytest.approx(0.05 / 51 / 2)  # type: ignore[attr-defined]
+    assert spent.parts[0].mde > a.mde  # type: ignore[attr-defined]
+    (short,) = _power({**rule, "sequential": {"looks": 10}}, {"a": 2000, "b": 198})
+    assert short.alpha == pytest.approx(0.05 / 11 / 2)  # type: ignore[attr-defined]
+
+
+def test_cannot_rule_out_reports_where_it_stays_quiet_and_its_no_change_fire_rate() -> None:
+    rule = {"id": "r", "type": "delta", "benchmarks": ["a"], "threshold": 5}
+    (row,) = _power({**rule, "mode": "cannot_rule_out"}, {"a": 1000})
+    (part,) = row.parts  # type: ignore[attr-defined]
+    assert part.decides_at == pytest.approx(5 - part.mde)
+    se = 100 * math.sqrt(0.25 / 1000)
+    assert part.no_change_rate == pytest.approx(0.5 * math.erfc((5 / se - Z95) / math.sqrt(2)))
+    (point,) = _power({**rule, "mode": "point"}, {"a": 1000})
+    assert point.parts[0].no_change_rate == pytest.approx(  # type: ignore[attr-defined]
+        0.5 * math.erfc(5 / se / math.sqrt(2))
+    )
+    assert point.run_no_change_bound == pytest.approx(  # type: ignore[attr-defined]
+        min(1.0, 50 * point.parts[0].no_change_rate)  # type: ignore[attr-defined]
     )
 
 
 def test_point_mode_and_unknown_sizes_are_not_errors() -> None:
     rule = {"id": "r", "type": "delta", "benchmarks": ["a", "b"], "threshold": 5, "mode": "point"}
     (row,) = _power(rule, {"a": 198, "b": None})
-    assert [p.status for p in row.parts] == ["underpowered", "unknown"]  # type: ignore[attr-defined]
+    # point mode fires at threshold + z(80%) se; its no-change fire rate is reported beside
+    assert [p.status for p in row.parts] == ["ok", "unknown"]  # type: ignore[attr-defined]
+    assert row.parts[0].no_change_rate > 0.05  # type: ignore[attr-defined]
     assert row.status == "unknown"  # type: ignore[attr-defined]
 
 
 def test_a_level_must_tell_its_alert_level_from_its_critical_level() -> None:
-    rule = {"id": "l", "type": "level", "benchmarks": ["a"], "level": 50, "critical_level": 55}
+    rule = {
+        "id": "l",
+        "type": "level",
+        "benchmarks": ["a"],
+        "level": 50,
+        "critical_level": 55,
+        "sequential": "none",
+    }
     (row,) = _power(rule, {"a": 500})
     part = row.parts[0]  # type: ignore[attr-defined]
     assert part.mde == pytest.approx((Z95 + Z80) * 100 * math.sqrt(0.25 / 500))  # 5.6
@@ -94,6 +145,7 @@ def test_a_divergence_pools_each_set() -> None:
         "risk": ["c"],
         "general_rise": 5,
         "risk_max_rise": 1,
+        "sequential": "none",
     }
     (row,) = _power(rule, {"a": 1000, "b": 1000, "c": 1000})
     general, risk = row.parts  # type: ignore[attr-defined]

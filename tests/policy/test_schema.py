@@ -66,8 +66,32 @@ def test_a_valid_policy_loads_with_its_suites(tmp_path: Path) -> None:
     assert loaded.proxy_suite.name == "p"
     assert [s.name for s in loaded.initial_suites()] == ["d"]
     rule = loaded.policy.rules[0]
-    assert rule.mode == "cannot_rule_out"  # type: ignore[union-attr]
+    assert rule.mode == "detected"  # type: ignore[union-attr]
     assert rule.correction == "holm"  # type: ignore[union-attr]
+    # the default mode spends alpha over the run's 50 planned looks
+    spending = rule.spending  # type: ignore[union-attr]
+    assert (spending.method, spending.scope, spending.looks) == ("alpha_spending", "run", 50)
+
+
+@pytest.mark.parametrize("mode", ["cannot_rule_out", "point"])
+def test_alpha_spending_outside_detected_mode_is_refused_with_the_reason(
+    tmp_path: Path, mode: str
+) -> None:
+    text = HEAD + (
+        "  - id: r\n    type: delta\n    benchmarks: [alpha]\n    threshold: 5\n"
+        f"    mode: {mode}\n    sequential: alpha_spending\n"
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy(write(tmp_path, text))
+    message = str(caught.value)
+    for fragment in ("rules.0.sequential", "detected mode only", "allowed: mode: detected"):
+        assert fragment in message, message
+    # the modes' defaults need no setting: none outside detected mode
+    plain = HEAD + (
+        f"  - id: r\n    type: delta\n    benchmarks: [alpha]\n    threshold: 5\n    mode: {mode}\n"
+    )
+    rule = load_policy(write(tmp_path, plain)).policy.rules[0]
+    assert rule.spending.method == "none"  # type: ignore[union-attr]
 
 
 def test_nested_rules_are_named_after_their_combinator(tmp_path: Path) -> None:

@@ -8,16 +8,20 @@ from scipy.stats import binom, binomtest
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
-from tripwire.policy.multiplicity import step_levels
+from tripwire.policy.multiplicity import adjusted, step_levels
+from tripwire.policy.simulation import paired_coverage
 from tripwire.policy.stats import (
     Newcombe,
+    PairedScore,
     Pivot,
     Wilson,
+    agresti_min,
     mcnemar_midp,
     paired_binary,
     spent_alpha,
     wilson_bounds,
 )
+from tripwire.policy.validity import worst_coverage
 
 
 def test_holm_and_bh_by_hand() -> None:
@@ -40,8 +44,9 @@ def test_rejections_match_statsmodels_multipletests(ours: str, theirs: str) -> N
         m = int(rng.integers(2, 12))
         p = np.minimum(rng.uniform(0, 0.2, m) ** 2 * 5, 1)
         rejected, levels = step_levels(list(p), 0.05, ours)  # type: ignore[arg-type]
-        expected, *_ = multipletests(p, alpha=0.05, method=theirs)
+        expected, corrected, *_ = multipletests(p, alpha=0.05, method=theirs)
         assert rejected == list(expected)
+        assert adjusted(list(p), ours) == pytest.approx(list(corrected))  # type: ignore[arg-type]
         # an interval crosses exactly when its comparison is rejected
         assert [pi <= level for pi, level in zip(p, levels, strict=True)] == rejected
 
@@ -79,6 +84,19 @@ def test_wilson_score_test_is_the_dual_of_its_interval() -> None:
     assert est.lower(p) == pytest.approx(0.6)
 
 
+def test_the_paired_interval_keeps_its_coverage_when_every_change_goes_one_way() -> None:
+    """Exact coverage over every (b, c): the emergence case (nothing newly wrong) at n >= 50,
+    and the worst cell of a two-way grid at n = 50."""
+    for n in (50, 100, 200):
+        for share in (0.01, 0.02, 0.05, 0.1, 0.2):
+            assert paired_coverage(PairedScore, n, share, 0.0).worst >= 0.94, (n, share)
+            assert paired_coverage(PairedScore, n, 0.0, share).worst >= 0.94, (n, share)
+    # what the engine used before under-covers there (the reason for the change)
+    assert paired_coverage(agresti_min, 100, 0.02, 0.0).worst < 0.90
+    worst, _ = worst_coverage(50, PairedScore, step=0.04)
+    assert worst >= 0.93
+
+
 @pytest.mark.parametrize(("b", "c"), [(2, 0), (10, 4), (0, 5), (7, 7)])
 def test_mcnemar_mid_p_matches_scipy(b: int, c: int) -> None:
     exact = binomtest(b, b + c, 0.5, alternative="greater").pvalue
@@ -89,3 +107,7 @@ def test_alpha_spending_sums_to_alpha_over_any_number_of_looks() -> None:
     shares = [spent_alpha(0.05, k) for k in range(1, 10_001)]
     assert shares[:3] == pytest.approx([0.025, 0.05 / 6, 0.05 / 12])
     assert sum(shares) == pytest.approx(0.05 * (1 - 1 / 10_001))
+    planned = [spent_alpha(0.05, k, horizon=50) for k in range(1, 10_001)]
+    assert planned[0] == planned[49] == pytest.approx(0.05 / 51)
+    assert planned[50] == pytest.approx(0.05 / (51 * 52))
+    assert sum(planned) == pytest.approx(0.05 * (1 - 1 / 10_001))

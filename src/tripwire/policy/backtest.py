@@ -1,10 +1,14 @@
 """Replaying checkpoints through a policy: when would each rule have fired?
 
-Pure: snapshots in, steps out. The replay keeps its own baselines, as the live loop would have
-under this policy: a run's first checkpoint is its first baseline, and a checkpoint for which a
-rule with deep suites fired becomes the next. Beside the policy it replays an effective-compute
-trigger (a deep evaluation every ``compute_factor`` x training compute), the rule that
-capability triggers replace.
+Pure: snapshots in, steps out. The live loop and the backtest decide through the same two
+functions here: :meth:`RunState.lineage` (where a checkpoint sits in its run: looks and the
+baseline's time) and :func:`decide_step` (the policy's verdicts, and whether they dispatch deep
+evaluations, which makes the checkpoint the run's next baseline). The live loop folds
+:meth:`RunState.after` over the stored history of the run; the replay folds it over its own
+verdicts. On the same stored results under the same policy, the two agree exactly.
+
+Beside the policy the replay runs an effective-compute trigger (a deep evaluation every
+``compute_factor`` x training compute), the rule that capability triggers replace.
 """
 
 from __future__ import annotations
@@ -20,6 +24,67 @@ from tripwire.policy.verdicts import RuleVerdict
 
 
 @dataclass(frozen=True, slots=True)
+class RunState:
+    """Where a run stands before its next checkpoint is decided."""
+
+    baseline: str | None = None
+    """Content hash of the baseline: the last checkpoint whose decision dispatched deep
+    evaluations (and was not held back from being a baseline)."""
+    baseline_at: datetime | None = None
+    """The baseline's time (its proxy evaluation's): cadence rules count from it."""
+    looks_since_baseline: int = 0
+    looks_in_run: int = 0
+
+    def lineage(self) -> Lineage:
+        """The lineage of the run's next checkpoint."""
+        in_run = self.looks_in_run + 1
+        since = self.looks_since_baseline + 1 if self.baseline is not None else in_run
+        return Lineage(since, in_run, self.baseline_at)
+
+    def after(
+        self, checkpoint: str, at: datetime | None, deep: bool, *, held: bool = False
+    ) -> RunState:
+        """The state once ``checkpoint`` (decided at ``at``) is behind. It becomes the baseline
+        when its decision dispatched deep evaluations, unless it is held for review."""
+        if deep and not held:
+            return RunState(checkpoint, at, 0, self.looks_in_run + 1)
+        return RunState(
+            self.baseline, self.baseline_at, self.looks_since_baseline + 1, self.looks_in_run + 1
+        )
+
+
+def as_of(snapshot: Snapshot) -> datetime:
+    """The time a checkpoint is decided as of: its proxy evaluation's (``now`` of the rules)."""
+    return snapshot.evaluated_at or EPOCH
+
+
+def decide_step(
+    policy: Policy,
+    state: RunState,
+    snapshot: Snapshot,
+    baseline: Snapshot | None,
+    *,
+    initial_actions: Actions,
+) -> tuple[list[RuleVerdict], bool]:
+    """The policy's verdicts for ``snapshot`` in ``state``, and whether they dispatch deep
+    evaluations. ``baseline`` is the snapshot of ``state.baseline`` (None without one)."""
+    verdicts = evaluate_policy(
+        policy,
+        snapshot,
+        baseline,
+        initial_actions=initial_actions,
+        now=as_of(snapshot),
+        lineage=state.lineage(),
+    )
+    return verdicts, dispatches(verdicts)
+
+
+def dispatches(verdicts: list[RuleVerdict]) -> bool:
+    """Whether a fired rule has deep suites (the checkpoint is then evaluated deeply)."""
+    return any(v.fired and v.actions.deep_suites for v in verdicts)
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayStep:
     """One checkpoint replayed."""
 
@@ -31,6 +96,7 @@ class ReplayStep:
     it becomes the run's next baseline."""
     compute_fired: bool | None
     """Whether the effective-compute trigger fires here; None when compute is unknown."""
+    lineage: Lineage = field(default_factory=Lineage)
 
     @property
     def fired(self) -> list[str]:
@@ -38,10 +104,9 @@ class ReplayStep:
 
 
 @dataclass(slots=True)
-class _RunState:
+class _Run:
+    state: RunState = field(default_factory=RunState)
     baseline: Snapshot | None = None
-    looks_since_baseline: int = 0
-    looks_in_run: int = 0
     compute_reference: float | None = None
     """Training compute at the compute trigger's last firing."""
 
@@ -69,46 +134,43 @@ def replay(
     *,
     initial_actions: Actions,
     compute_factor: float = 4.0,
+    held: frozenset[str] = frozenset(),
 ) -> Iterator[ReplayStep]:
     """Replay ``snapshots`` (in step order within each run) through ``policy``.
 
     A snapshot's ``evaluated_at`` is its time: ``now`` for its rules, and, once it is a
-    baseline, the time of its deep evaluation for cadence rules.
+    baseline, the time cadence rules count from. ``held``: checkpoints (content hashes) held
+    for review, which never become baselines.
     """
-    states: dict[str, _RunState] = {}
+    runs: dict[str, _Run] = {}
     for snap in snapshots:
-        state = states.setdefault(snap.run, _RunState())
-        state.looks_in_run += 1
-        state.looks_since_baseline += 1
-        baseline = state.baseline
-        known_times = snap.evaluated_at is not None and baseline is not None
-        lineage = Lineage(
-            looks_since_baseline=state.looks_since_baseline if baseline else state.looks_in_run,
-            looks_in_run=state.looks_in_run,
-            baseline_at=baseline.evaluated_at if known_times and baseline else None,
+        run = runs.setdefault(snap.run, _Run())
+        lineage = run.state.lineage()
+        verdicts, deep = decide_step(
+            policy, run.state, snap, run.baseline, initial_actions=initial_actions
         )
-        now: datetime = snap.evaluated_at or EPOCH
-        verdicts = evaluate_policy(
-            policy, snap, baseline, initial_actions=initial_actions, now=now, lineage=lineage
+        step = ReplayStep(
+            snap, run.baseline, verdicts, deep, _compute(run, snap, compute_factor), lineage
         )
-        deep = any(v.fired and v.actions.deep_suites for v in verdicts)
-        if deep:
-            state.baseline = snap
-            state.looks_since_baseline = 0
-        yield ReplayStep(snap, baseline, verdicts, deep, _compute(state, snap, compute_factor))
+        run.state = run.state.after(
+            snap.checkpoint, snap.evaluated_at, deep, held=snap.checkpoint in held
+        )
+        if run.state.baseline == snap.checkpoint:
+            run.baseline = snap
+        yield step
 
 
-def _compute(state: _RunState, snap: Snapshot, factor: float) -> bool | None:
+def _compute(run: _Run, snap: Snapshot, factor: float) -> bool | None:
     flop = snap.training_flop
     if flop is None:
         return None
-    if state.compute_reference is None:  # the run's first checkpoint: evaluated, the reference
-        state.compute_reference = flop
+    if run.compute_reference is None:  # the run's first checkpoint: evaluated, the reference
+        run.compute_reference = flop
         return True
-    if state.compute_reference <= 0:  # nothing to grow from (step 0): the first compute is
-        state.compute_reference = flop
+    if run.compute_reference <= 0:  # nothing to grow from (step 0): the first compute is
+        run.compute_reference = flop
         return False
-    if flop >= factor * state.compute_reference:
-        state.compute_reference = flop
+    if flop >= factor * run.compute_reference:
+        run.compute_reference = flop
         return True
     return False

@@ -19,14 +19,12 @@ from tripwire.policy.stats import (
     Pivot,
     Wilson,
     from_stderrs,
+    inverse_variance,
     paired_binary,
     paired_values,
     single_values,
+    welch,
 )
-
-MIN_SHARED = 0.5
-"""Pair only when the shared items are at least this share of the smaller item set; with fewer,
-an unpaired comparison over all items carries more information."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +37,15 @@ class Change:
     """The reference score in the capability direction (for relative scales)."""
     discordant: tuple[int, int] | None = None
     """Paired binary items newly right and newly wrong."""
+    unshared: tuple[int, int] = (0, 0)
+    """Items scored only on the current side and only on the reference side."""
+
+    @property
+    def discordance(self) -> float | None:
+        """Observed share of paired items whose outcome differs between the two sides."""
+        if self.discordant is None or self.est.n <= 0:
+            return None
+        return (self.discordant[0] + self.discordant[1]) / self.est.n
 
 
 def scale_factor(scale: str, base: float) -> float:
@@ -55,58 +62,194 @@ def scale_factor(scale: str, base: float) -> float:
     return 100.0 / errors if errors > 0 else math.inf
 
 
-def _aligned(
-    current: Score, reference: Score
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
+_DUPLICATES: dict[str, str | None] = {}
+
+
+def duplicate_item(score: Score) -> str | None:
+    """A document hash that occurs twice in ``score``'s items, or None.
+
+    Pairing by document hash is ambiguous when a hash repeats (two identical documents in
+    different orders would pair the wrong answers), so such a score is never paired.
+    """
+    hashes = score.item_hashes
+    if hashes is None:
+        return None
+    if score.item_key is not None and score.item_key in _DUPLICATES:
+        return _DUPLICATES[score.item_key]
+    found: str | None = None
+    if len(set(hashes)) != len(hashes):
+        seen: set[str] = set()
+        for h in hashes:
+            if h in seen:
+                found = h
+                break
+            seen.add(h)
+    if score.item_key is not None:
+        if len(_DUPLICATES) > 4096:
+            _DUPLICATES.clear()
+        _DUPLICATES[score.item_key] = found
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Alignment:
+    """Which items of the two sides are the same documents."""
+
+    cur: np.ndarray[Any, Any]
+    """Indexes of the shared items in the current score."""
+    ref: np.ndarray[Any, Any]
+    """The same items' indexes in the reference score."""
+    cur_only: np.ndarray[Any, Any]
+    ref_only: np.ndarray[Any, Any]
+
+    @property
+    def complete(self) -> bool:
+        return self.cur_only.size == 0 and self.ref_only.size == 0
+
+
+def _align(current: Score, reference: Score) -> _Alignment | None:
     cur, ref = current.item_values, reference.item_values
     if cur is None or ref is None:
         return None
-    if current.item_key is not None and current.item_key == reference.item_key:
-        return (cur, ref) if cur.size == ref.size else None
+    empty = np.zeros(0, dtype=np.int64)
+    same = current.item_key is not None and current.item_key == reference.item_key
+    if not same and current.item_hashes is not None and reference.item_hashes is not None:
+        same = current.item_hashes is reference.item_hashes or (
+            current.item_hashes == reference.item_hashes
+        )
+    if same and cur.size == ref.size:
+        everything = np.arange(cur.size, dtype=np.int64)
+        return _Alignment(everything, everything, empty, empty)
     if current.item_hashes is None or reference.item_hashes is None:
         return None
-    if current.item_hashes is reference.item_hashes or current.item_hashes == reference.item_hashes:
-        return (cur, ref) if cur.size == ref.size else None
     index = {h: i for i, h in enumerate(reference.item_hashes)}
     pairs = [(i, index[h]) for i, h in enumerate(current.item_hashes) if h in index]
-    smaller = min(len(current.item_hashes), len(reference.item_hashes))
-    if len(pairs) < max(2, math.ceil(MIN_SHARED * smaller)):
-        return None
     ci = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
     ri = np.fromiter((p[1] for p in pairs), dtype=np.int64, count=len(pairs))
-    return cur[ci], ref[ri]
+    cur_only = np.setdiff1d(np.arange(cur.size, dtype=np.int64), ci, assume_unique=True)
+    ref_only = np.setdiff1d(np.arange(ref.size, dtype=np.int64), ri, assume_unique=True)
+    return _Alignment(ci, ri, cur_only, ref_only)
 
 
-def measure_change(current: Score, reference: Score) -> Change | None:
-    """``current`` minus ``reference``; None when neither items nor standard errors allow it."""
+def measure_change(current: Score, reference: Score) -> Change | str:
+    """``current`` minus ``reference``, or the reason no comparison is possible.
+
+    Items are paired by document hash; items scored on one side only enter through an unpaired
+    comparison combined with the paired one (inverse-variance weights).
+    """
     flip = not current.higher_is_better
+    sign = -1.0 if flip else 1.0
     base = 1.0 - reference.score if flip else reference.score
-    pair = _aligned(current, reference)
-    if pair is not None:
-        cur, ref = pair
-        if current.binary and reference.binary:
+    for side, score in (("the checkpoint", current), ("the reference", reference)):
+        dup = duplicate_item(score)
+        if dup is not None:
+            return (
+                f"document hash {dup[:16]} occurs twice in {side}'s items of {score.task}: "
+                "pairing is ambiguous; deduplicate the task's documents"
+            )
+    aligned = _align(current, reference)
+    if aligned is not None and aligned.cur.size > 0:
+        assert current.item_values is not None and reference.item_values is not None
+        cur = current.item_values[aligned.cur]
+        ref = reference.item_values[aligned.ref]
+        unshared = (int(aligned.cur_only.size), int(aligned.ref_only.size))
+        binary = current.binary and reference.binary
+        if binary:
             up = int(np.count_nonzero(cur > ref))
             down = int(np.count_nonzero(cur < ref))
             if flip:
                 up, down = down, up
-            return Change(paired_binary(up, down, int(cur.size)), base, (up, down))
-        diffs = cur.astype(np.float64) - ref.astype(np.float64)
-        return Change(paired_values(-diffs if flip else diffs), base)
-    sign = -1.0 if flip else 1.0
+            paired: Estimate = paired_binary(up, down, int(cur.size))
+            discordant: tuple[int, int] | None = (up, down)
+        else:
+            diffs = sign * (cur.astype(np.float64) - ref.astype(np.float64))
+            paired, discordant = paired_values(diffs), None
+        if aligned.complete:
+            return Change(paired, base, discordant)
+        if aligned.cur_only.size == 0 or aligned.ref_only.size == 0:
+            note = PairedNote(paired, f"{unshared[0] + unshared[1]} unshared items left out")
+            return Change(note, base, discordant, unshared)
+        cur_rest = current.item_values[aligned.cur_only].astype(np.float64)
+        ref_rest = reference.item_values[aligned.ref_only].astype(np.float64)
+        if flip and binary:
+            cur_rest, ref_rest = 1.0 - cur_rest, 1.0 - ref_rest
+        rest = _agresti_caffo(cur_rest, ref_rest) if binary else _welch_part(cur_rest, ref_rest)
+        if not binary and flip:
+            rest = (-rest[0], -rest[1], rest[2])
+        centre = getattr(paired, "centre", paired.estimate)
+        combined = inverse_variance(
+            [(paired.estimate, centre, paired.se**2), rest],
+            f"paired on {cur.size} shared items + unpaired on {unshared[0]} / {unshared[1]} "
+            "others (inverse-variance)",
+            int(cur.size),
+        )
+        return Change(combined, base, discordant, unshared)
     if current.binary and reference.binary:
         return Change(_newcombe(current, reference, flip), base)
     cur_v, ref_v = current.item_values, reference.item_values
     if cur_v is not None and ref_v is not None and cur_v.size > 1 and ref_v.size > 1:
-        se_c = float(cur_v.std(ddof=1)) / math.sqrt(cur_v.size)
-        se_r = float(ref_v.std(ddof=1)) / math.sqrt(ref_v.size)
-        diff = sign * (float(cur_v.mean()) - float(ref_v.mean()))
-        return Change(from_stderrs(diff, se_c, se_r), base)
+        est = welch(cur_v.astype(np.float64), ref_v.astype(np.float64))
+        return Change(est.scaled(sign) if flip else est, base)
     if current.stderr is not None and reference.stderr is not None:
         diff = sign * (current.score - reference.score)
         return Change(from_stderrs(diff, current.stderr, reference.stderr), base)
     if _proportion(current) and _proportion(reference):
         return Change(_newcombe(current, reference, flip), base)
-    return None
+    return f"{current.task}: neither per-item outcomes nor standard errors to compare"
+
+
+@dataclass(frozen=True, slots=True)
+class PairedNote:
+    """A paired estimate on the shared items only, saying what was left out."""
+
+    inner: Estimate
+    note: str
+
+    @property
+    def estimate(self) -> float:
+        return self.inner.estimate
+
+    @property
+    def se(self) -> float:
+        return self.inner.se
+
+    @property
+    def method(self) -> str:
+        return f"{self.inner.method}; {self.note}"
+
+    @property
+    def n(self) -> int:
+        return self.inner.n
+
+    def lower(self, alpha: float) -> float:
+        return self.inner.lower(alpha)
+
+    def upper(self, alpha: float) -> float:
+        return self.inner.upper(alpha)
+
+    def p_greater(self, threshold: float) -> float:
+        return self.inner.p_greater(threshold)
+
+    def p_less(self, threshold: float) -> float:
+        return self.inner.p_less(threshold)
+
+
+def _agresti_caffo(
+    cur: np.ndarray[Any, Any], ref: np.ndarray[Any, Any]
+) -> tuple[float, float, float]:
+    """(estimate, centre, variance) of a difference of two proportions, with one success and
+    one failure added to each side (Agresti and Caffo 2000) so the variance never vanishes."""
+    n1, n2 = cur.size, ref.size
+    x1, x2 = float(cur.sum()), float(ref.sum())
+    t1, t2 = (x1 + 1) / (n1 + 2), (x2 + 1) / (n2 + 2)
+    variance = t1 * (1 - t1) / (n1 + 2) + t2 * (1 - t2) / (n2 + 2)
+    return x1 / n1 - x2 / n2, t1 - t2, variance
+
+
+def _welch_part(cur: np.ndarray[Any, Any], ref: np.ndarray[Any, Any]) -> tuple[float, float, float]:
+    est = welch(cur, ref)
+    variance = est.se**2 if math.isfinite(est.se) else 1e12
+    return est.estimate, est.centre, variance
 
 
 def _newcombe(current: Score, reference: Score, flip: bool) -> Newcombe:
@@ -141,12 +284,23 @@ def measure_score(score: Score) -> Estimate | None:
 class Comparer:
     """Measurements for one checkpoint, made once and shared by every rule of a policy."""
 
-    __slots__ = ("_cache", "baseline", "current")
+    __slots__ = ("_cache", "baseline", "current", "reasons")
 
     def __init__(self, current: Snapshot, baseline: Snapshot | None) -> None:
         self.current = current
         self.baseline = baseline
         self._cache: dict[tuple[str, ...], Any] = {}
+        self.reasons: dict[str, str] = {}
+        """Why a comparison is missing, by task (or ``"<elicited> over <default>"``)."""
+
+    def _measure(self, label: str, cur: Score | None, ref: Score | None) -> Change | None:
+        if cur is None or ref is None:
+            return None
+        found = measure_change(cur, ref)
+        if isinstance(found, str):
+            self.reasons[label] = found
+            return None
+        return found
 
     def change(self, task: str) -> Change | None:
         """The task's change since the baseline."""
@@ -154,7 +308,7 @@ class Comparer:
         if key not in self._cache:
             cur = self.current.scores.get(task)
             ref = self.baseline.scores.get(task) if self.baseline is not None else None
-            self._cache[key] = None if cur is None or ref is None else measure_change(cur, ref)
+            self._cache[key] = self._measure(task, cur, ref)
         found: Change | None = self._cache[key]
         return found
 
@@ -164,9 +318,14 @@ class Comparer:
         if key not in self._cache:
             cur = self.current.scores.get(elicited)
             ref = self.current.scores.get(default)
-            self._cache[key] = None if cur is None or ref is None else measure_change(cur, ref)
+            self._cache[key] = self._measure(f"{elicited} over {default}", cur, ref)
         found: Change | None = self._cache[key]
         return found
+
+    def missing(self, label: str) -> str:
+        """``label`` with the reason its comparison is missing, when one is known."""
+        reason = self.reasons.get(label)
+        return f"{label} ({reason})" if reason else label
 
     def score(self, task: str, *, of_baseline: bool = False) -> Estimate | None:
         """The task's score on this checkpoint (or on the baseline)."""

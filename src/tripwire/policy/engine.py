@@ -10,6 +10,7 @@ from datetime import datetime
 
 from tripwire.policy.compare import Comparer
 from tripwire.policy.inputs import Lineage, Score, Snapshot
+from tripwire.policy.multiplicity import step_levels
 from tripwire.policy.rules import (
     Context,
     evaluate_cadence,
@@ -20,6 +21,7 @@ from tripwire.policy.rules import (
 )
 from tripwire.policy.rules import evaluate_delta as _evaluate_delta
 from tripwire.policy.schema import (
+    DEFAULT_DISCORDANCE,
     Actions,
     CadenceRule,
     Combinator,
@@ -70,8 +72,25 @@ def evaluate_rule(rule: Rule, ctx: Context) -> RuleVerdict:
 
 
 def _combine(rule: Combinator, ctx: Context) -> RuleVerdict:
-    """Three-valued logic over the nested verdicts: undecidable children count as unknown."""
+    """Three-valued logic over the nested verdicts: undecidable children count as unknown.
+
+    Children decided in ``detected`` mode (their verdict carries a ``ratio``, p / alpha) are
+    corrected across with Holm's step-down when the combinator corrects (``corrects``):
+    the child with the smallest ratio is tested at alpha / m, the next at alpha / (m - 1), ...
+    Each is re-evaluated at its step's level, so its interval and explanation show the level
+    it was decided at. Children in other modes, and compute and cadence rules, carry no error
+    rate to correct and are counted as they are.
+    """
     children = [evaluate_rule(child, ctx) for child in rule.rules]
+    tested = [
+        i for i, c in enumerate(children) if c.ratio is not None and c.verdict != "undecidable"
+    ]
+    factors: dict[str, float] = {}
+    if rule.corrects and len(tested) > 1:
+        _, levels = step_levels([children[i].ratio or 0.0 for i in tested], 1.0, "holm")
+        for i, level in zip(tested, levels, strict=True):
+            children[i] = evaluate_rule(rule.rules[i], ctx.scaled(level))
+            factors[children[i].rule_id] = level
     fired = sum(c.verdict == "fired" for c in children)
     unknown = sum(c.verdict == "undecidable" for c in children)
     n = len(children)
@@ -87,9 +106,15 @@ def _combine(rule: Combinator, ctx: Context) -> RuleVerdict:
         f"{c.rule_id} {c.verdict.replace('_', ' ')}: {c.explanation}" for c in children
     )
     label = rule.type if rule.type in ("any", "all") else f"at least {need}"
-    explanation = f"{fired} of {n} nested rules fired ({label} needed): {listing}"
+    explanation = f"{fired} of {n} nested rules fired ({label} needed)"
+    if factors:
+        explanation += f"; Holm across the {len(factors)} rules decided in detected mode"
+    explanation += f": {listing}"
     if verdict == "undecidable":
         explanation += f"; {unknown} undecidable, so the outcome is unknown"
+    details: dict[str, object] = {"fired": fired, "undecidable": unknown, "needed": need}
+    if factors:
+        details["holm_factors"] = factors
     return RuleVerdict(
         rule_id=rule.rule_id,
         rule_type=rule.type,
@@ -103,8 +128,30 @@ def _combine(rule: Combinator, ctx: Context) -> RuleVerdict:
         actions=rule.actions,
         unit=rule.unit,
         children=children,
-        details={"fired": fired, "undecidable": unknown, "needed": need},
+        details=details,
+        ratio=_ratio(rule, children, tested),
     )
+
+
+def _ratio(rule: Combinator, children: list[RuleVerdict], tested: list[int]) -> float | None:
+    """The combinator's own p / alpha, so that a parent combinator can correct across it."""
+    untested_fired = sum(
+        c.verdict == "fired" for i, c in enumerate(children) if i not in set(tested)
+    )
+    need = rule.needed() - untested_fired
+    if need <= 0:
+        return 0.0
+    if need > len(tested):
+        return None
+    ratios = sorted(children[i].ratio or 0.0 for i in tested)
+    if rule.corrects:
+        m = len(ratios)
+        running, holm = 0.0, []
+        for step, r in enumerate(ratios):
+            running = max(running, (m - step) * r)
+            holm.append(running)
+        ratios = holm
+    return ratios[need - 1]
 
 
 def evaluate_policy(
@@ -123,7 +170,10 @@ def evaluate_policy(
     decided without a baseline (levels, absolute compute, elicitation gaps) are evaluated too,
     and the others wait for the next checkpoint.
     """
-    ctx = Context(Comparer(current, baseline), lineage or Lineage(), now, policy.confidence)
+    assumed = policy.planning.discordance or DEFAULT_DISCORDANCE
+    ctx = Context(
+        Comparer(current, baseline), lineage or Lineage(), now, policy.confidence, assumed
+    )
     if baseline is None:
         first = RuleVerdict(
             BASELINE_RULE_ID,

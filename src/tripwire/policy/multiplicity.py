@@ -50,3 +50,25 @@ def step_levels(
     for i in order[:count]:
         rejected[i] = True
     return rejected, [max(count, 1) * alpha / m] * m
+
+
+def adjusted(p_values: Sequence[float], method: Method) -> list[float]:
+    """Adjusted p-values: comparison i is rejected at family level alpha exactly when its
+    adjusted p-value is at most alpha (``multipletests``' ``pvals_corrected``)."""
+    m = len(p_values)
+    if m <= 1 or method == "none":
+        return [min(p, 1.0) for p in p_values]
+    order = sorted(range(m), key=lambda i: p_values[i])
+    out = [1.0] * m
+    if method == "holm":
+        running = 0.0
+        for step, i in enumerate(order):
+            running = max(running, min(1.0, (m - step) * p_values[i]))
+            out[i] = running
+        return out
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, m * p_values[i] / rank)
+        out[i] = min(running, 1.0)
+    return out

@@ -7,14 +7,15 @@ and ``now``) and returns a :class:`RuleVerdict`. Pure: no I/O, no clock.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from tripwire.policy.compare import Change, Comparer, scale_factor
 from tripwire.policy.inputs import Lineage
-from tripwire.policy.multiplicity import step_levels
+from tripwire.policy.multiplicity import adjusted, step_levels
 from tripwire.policy.schema import (
+    DEFAULT_DISCORDANCE,
     CadenceRule,
     ComputeRule,
     DeltaRule,
@@ -29,6 +30,8 @@ from tripwire.policy.verdicts import Comparison, RuleVerdict, Verdict
 
 BOUND = {"point": "estimate", "detected": "lower bound", "cannot_rule_out": "upper bound"}
 
+StatisticalRule = DeltaRule | LevelRule | ElicitationGapRule | DivergenceRule
+
 
 @dataclass(slots=True)
 class Context:
@@ -39,27 +42,47 @@ class Context:
     now: datetime
     confidence: float
     """The policy's default one-sided confidence."""
+    assumed_discordance: float = DEFAULT_DISCORDANCE
+    """The policy's planning assumption; a decision warns when the observed one exceeds it."""
+    factor: float = 1.0
+    """Multiplies every alpha: a combinator's correction across its children (Holm)."""
 
     @property
     def baseline_step(self) -> str:
         baseline = self.comparer.baseline
         return "none" if baseline is None else str(baseline.step)
 
-    def alpha(
-        self, rule: DeltaRule | LevelRule | ElicitationGapRule | DivergenceRule
-    ) -> tuple[float, dict[str, Any]]:
+    def scaled(self, factor: float) -> Context:
+        """The same context with every alpha multiplied by ``factor``."""
+        return replace(self, factor=self.factor * factor)
+
+    def base_alpha(self, rule: StatisticalRule) -> float:
+        """The rule's alpha before spending and correction."""
+        return 1.0 - (rule.confidence or self.confidence)
+
+    def alpha(self, rule: StatisticalRule) -> tuple[float, dict[str, Any]]:
         """The rule's one-sided error level for this look, and how it was reached."""
         confidence = rule.confidence or self.confidence
         alpha = 1.0 - confidence
         details: dict[str, Any] = {"mode": rule.mode, "confidence": confidence}
-        if rule.sequential.method == "alpha_spending":
+        spending = rule.spending
+        if spending.method == "alpha_spending":
             look = (
                 self.lineage.looks_since_baseline
-                if rule.sequential.scope == "baseline"
+                if spending.scope == "baseline"
                 else self.lineage.looks_in_run
             )
-            alpha = spent_alpha(alpha, look)
-            details["sequential"] = {"method": "alpha_spending", "look": look, "alpha": alpha}
+            alpha = spent_alpha(alpha, look, spending.looks)
+            details["sequential"] = {
+                "method": "alpha_spending",
+                "scope": spending.scope,
+                "look": look,
+                "planned_looks": spending.looks,
+                "alpha": alpha,
+            }
+        if self.factor != 1.0:
+            alpha *= self.factor
+            details["combinator_factor"] = self.factor
         details["alpha"] = alpha
         return alpha, details
 
@@ -74,21 +97,30 @@ def _verdict(
     comparisons: list[Comparison] | None = None,
     details: dict[str, Any] | None = None,
     statistic: float | None = None,
+    p_value: float | None = None,
+    alpha: float | None = None,
+    ratio: float | None = None,
+    warnings: list[str] | None = None,
+    severity: str | None = None,
 ) -> RuleVerdict:
     return RuleVerdict(
         rule_id=rule.rule_id,
         rule_type=rule.type,
-        severity=rule.severity,
+        severity=severity or rule.severity,
         verdict=verdict,
         threshold=threshold,
         statistic=deciding.estimate if deciding is not None else statistic,
         interval=(deciding.low, deciding.high) if deciding is not None else None,
-        p_value=deciding.p_value if deciding is not None else None,
+        p_value=p_value,
         explanation=explanation,
         actions=rule.actions,
         comparisons=comparisons or [],
         unit=rule.unit,
         details=details or {},
+        mode=getattr(rule, "mode", None),
+        alpha=alpha,
+        ratio=ratio,
+        warnings=warnings or [],
     )
 
 
@@ -136,8 +168,39 @@ def _how(rule: Any, details: dict[str, Any], m: int) -> str:
         text += f", {correction} across {m}"
     if "sequential" in details:
         seq = details["sequential"]
-        text += f", alpha spending look {seq['look']}: alpha {seq['alpha']:.2g}"
+        text += f", alpha spending over the {seq['scope']} look {seq['look']}"
+    if "combinator_factor" in details:
+        text += f", x{details['combinator_factor']:.3g} for the combinator's correction"
+    if "sequential" in details or "combinator_factor" in details:
+        text += f": alpha {details['alpha']:.2g}"
     return text
+
+
+def _discordance_warnings(ctx: Context, comparisons: list[Comparison]) -> list[str]:
+    """A warning per comparison whose observed discordance exceeds the policy's assumption."""
+    out = []
+    for c in comparisons:
+        d = c.discordance
+        if d is not None and d > ctx.assumed_discordance:
+            out.append(
+                f"{c.task}: observed discordance {d:.2f} ({c.discordant[0] if c.discordant else 0}"
+                f" + {c.discordant[1] if c.discordant else 0} of {c.paired_items} items changed) "
+                f"exceeds the policy's assumed {ctx.assumed_discordance:.2f}: its power and "
+                "no-change fire rate are worse than `tripwire policy check` reported"
+            )
+    return out
+
+
+def _decision_p(
+    mode: Mode, p_cross: list[float], p_exclude: list[float], correction: str
+) -> tuple[float | None, list[float] | None]:
+    """The rule's recorded p-value and, in detected mode, the corrected p-values."""
+    if mode == "detected":
+        adj = adjusted(p_cross, correction)  # type: ignore[arg-type]
+        return min(adj), adj
+    if mode == "cannot_rule_out":
+        return max(p_exclude), None
+    return None, None
 
 
 # ---------------------------------------------------------------- rises: delta, elicitation gap
@@ -162,16 +225,20 @@ def _any_rise(
             missing.append(f"{name} ({rule.scale} undefined at a reference of {change.base:.0%})")
     if not usable:
         why = ", ".join(missing) or "no benchmarks"
-        return _verdict(rule, "undecidable", f"no comparison possible: {why}", details=details)
+        return _verdict(
+            rule, "undecidable", f"no comparison possible: {why}", details=details, alpha=alpha
+        )
     cut = [rule.threshold / f for _, _, f in usable]
     p_values = [c.est.p_greater(t) for (_, c, _), t in zip(usable, cut, strict=True)]
+    p_exclude = [c.est.p_less(t) for (_, c, _), t in zip(usable, cut, strict=True)]
+    p_rule, adj = _decision_p(rule.mode, p_values, p_exclude, rule.correction)
     if rule.mode == "detected":
         rejected, levels = step_levels(p_values, alpha, rule.correction)
     else:
         rejected, levels = [False] * len(usable), [alpha] * len(usable)
     comparisons = []
-    for (name, change, f), t, p, level, rej in zip(
-        usable, cut, p_values, levels, rejected, strict=True
+    for i, ((name, change, f), t, p, level, rej) in enumerate(
+        zip(usable, cut, p_values, levels, rejected, strict=True)
     ):
         est = change.est
         if rule.mode == "point":
@@ -187,11 +254,13 @@ def _any_rise(
                 level,
                 f,
                 p_value=p,
+                adjusted_p=adj[i] if adj is not None else None,
                 paired_items=est.n,
                 method=est.method,
                 crossed=crossed,
                 threshold=rule.threshold,
                 discordant=change.discordant,
+                unshared=change.unshared,
             )
         )
     fired = [c for c in comparisons if c.crossed]
@@ -214,6 +283,10 @@ def _any_rise(
         deciding=deciding,
         comparisons=comparisons,
         details=details,
+        p_value=p_rule,
+        alpha=alpha,
+        ratio=p_rule / alpha if rule.mode == "detected" and p_rule is not None else None,
+        warnings=_discordance_warnings(ctx, comparisons),
     )
 
 
@@ -227,7 +300,7 @@ def evaluate_delta(rule: DeltaRule, ctx: Context) -> RuleVerdict:
     for name in names:
         change = ctx.comparer.change(name)
         if change is None:
-            missing.append(name)
+            missing.append(ctx.comparer.missing(name))
         else:
             tests.append((name, change))
     return _any_rise(rule, ctx, tests, missing, f"since baseline step {ctx.baseline_step}")
@@ -237,72 +310,119 @@ def evaluate_gap(rule: ElicitationGapRule, ctx: Context) -> RuleVerdict:
     """Fires if an elicited profile beats the default one by at least the threshold."""
     tests, missing = [], []
     for name in rule.elicited:
+        label = f"{name} over {rule.default}"
         change = ctx.comparer.gap(name, rule.default)
         if change is None:
-            missing.append(name)
+            missing.append(ctx.comparer.missing(label))
         else:
-            tests.append((f"{name} over {rule.default}", change))
+            tests.append((label, change))
     return _any_rise(rule, ctx, tests, missing, "on this checkpoint")
 
 
 # ---------------------------------------------------------------- level
 
 
+def _p_reach(est: Estimate, level: float, up: bool) -> tuple[float, float]:
+    """(p against "not reached", p against "reached") for a level."""
+    if up:
+        return est.p_greater(level), est.p_less(level)
+    return est.p_less(level), est.p_greater(level)
+
+
 def evaluate_level(rule: LevelRule, ctx: Context) -> RuleVerdict:
-    """Fires if a benchmark reached the alert level and had not at the baseline."""
+    """Fires if a benchmark newly reached the alert level, or reached the critical level.
+
+    The baseline counts as having reached a level only when that was *detected* there (its
+    lower bound at the rule's confidence crossed), whatever the rule's mode: a baseline whose
+    upper bound merely touched the level must not silence the rule for the rest of the run.
+    Reaching ``critical_level`` (in the rule's mode) always fires, with critical severity.
+    """
     alpha, details = ctx.alpha(rule)
+    base_alpha = ctx.base_alpha(rule)
     current = ctx.comparer.current
     names = sorted(current.scores) if rule.benchmarks == ["*"] else rule.benchmarks
     level = rule.level / 100.0
-    found: list[tuple[str, Estimate, bool]] = []
+    critical = rule.critical_level / 100.0 if rule.critical_level is not None else None
+    found: list[tuple[str, Estimate, bool, bool]] = []
     missing = []
     for name in names:
         est = ctx.comparer.score(name)
         if est is None:
             missing.append(name)
-        else:
-            found.append((name, est, current.scores[name].higher_is_better))
+            continue
+        up = current.scores[name].higher_is_better
+        base_est = ctx.comparer.score(name, of_baseline=True)
+        before = base_est is not None and _reached("detected", base_est, level, base_alpha, up)
+        found.append((name, est, up, before))
     if not found:
         why = ", ".join(missing)
-        return _verdict(rule, "undecidable", f"no scores for {why}", details=details)
-    p_values = [est.p_greater(level) if up else est.p_less(level) for _, est, up in found]
+        return _verdict(rule, "undecidable", f"no scores for {why}", details=details, alpha=alpha)
+    # the test that decides each benchmark: the alert level unless the baseline had reached it,
+    # then the critical level (if any)
+    p_cross, p_exclude = [], []
+    for _, est, up, before in found:
+        target = critical if before else level
+        if target is None:
+            p_cross.append(1.0)
+            p_exclude.append(0.0)
+        else:
+            pc, pe = _p_reach(est, target, up)
+            p_cross.append(pc)
+            p_exclude.append(pe)
+    p_rule, adj = _decision_p(rule.mode, p_cross, p_exclude, rule.correction)
     if rule.mode == "detected":
-        rejected, levels = step_levels(p_values, alpha, rule.correction)
+        rejected, levels = step_levels(p_cross, alpha, rule.correction)
     else:
         rejected, levels = [False] * len(found), [alpha] * len(found)
     comparisons = []
     notes = []
-    for (name, est, up), p, a, rej in zip(found, p_values, levels, rejected, strict=True):
-        reached = rej if rule.mode == "detected" else _reached(rule.mode, est, level, a, up)
-        base_est = ctx.comparer.score(name, of_baseline=True)
-        before = base_est is not None and _reached(rule.mode, base_est, level, a, up)
-        if reached and before:
-            notes.append(f"{name} had already reached it at baseline step {ctx.baseline_step}")
+    at_critical = []
+    for i, ((name, est, up, before), a) in enumerate(zip(found, levels, strict=True)):
+        reached = _reached(rule.mode, est, level, a, up)
+        reached_critical = critical is not None and _reached(rule.mode, est, critical, a, up)
+        if rule.mode == "detected":
+            crossed = rejected[i] or reached_critical
+        else:
+            crossed = (reached and not before) or reached_critical
+        if reached_critical:
+            at_critical.append(name)
+        elif reached and before:
+            notes.append(
+                f"{name} had already reached it (detected) at baseline step {ctx.baseline_step}"
+            )
         comparisons.append(
             _comparison(
                 name,
                 est,
                 a,
                 100,
-                p_value=p,
+                p_value=_p_reach(est, level, up)[0],
+                adjusted_p=adj[i] if adj is not None else None,
                 paired_items=0,
                 method=f"{est.method}, {est.n} items" if est.n else est.method,
-                crossed=reached and not before,
-                threshold=rule.level,
-                note="reached at the baseline" if before else "",
+                crossed=crossed,
+                threshold=rule.critical_level if before and critical is not None else rule.level,
+                note="critical level reached"
+                if reached_critical
+                else ("alert level reached (detected) at the baseline" if before else ""),
             )
         )
     fired = [c for c in comparisons if c.crossed]
     deciding = max(fired or comparisons, key=lambda c: c.estimate)
-    critical = f" (critical level {rule.critical_level:g})" if rule.critical_level else ""
+    crit_text = f" (critical level {rule.critical_level:g})" if rule.critical_level else ""
     parts = [f"{c.task} {c.estimate:.1f} [{c.low:.1f}, {c.high:.1f}] points" for c in comparisons]
     verb = "reached" if fired else "did not newly reach"
     explanation = (
         f"{', '.join(parts)}; the {BOUND[rule.mode]} ({_how(rule, details, len(comparisons))}) "
-        f"{verb} the alert level {rule.level:g}{critical}"
+        f"{verb} the alert level {rule.level:g}{crit_text}"
     )
     if fired:
         explanation += f" on {', '.join(c.task for c in fired)}"
+    if at_critical:
+        explanation += (
+            f"; {', '.join(at_critical)} reached the critical level {rule.critical_level:g}, "
+            "which fires whatever the baseline had reached"
+        )
     if notes:
         explanation += "; " + "; ".join(notes)
     if missing:
@@ -314,7 +434,13 @@ def evaluate_level(rule: LevelRule, ctx: Context) -> RuleVerdict:
         threshold=rule.level,
         deciding=deciding,
         comparisons=comparisons,
-        details=details,
+        details={**details, "critical_reached": at_critical},
+        p_value=p_rule,
+        alpha=alpha,
+        ratio=p_rule / alpha if rule.mode == "detected" and p_rule is not None else None,
+        severity="critical"
+        if any(c.crossed for c in comparisons if c.task in at_critical)
+        else None,
     )
 
 
@@ -410,7 +536,7 @@ def _pooled(
         change = ctx.comparer.change(name)
         factor = scale_factor(scale, change.base) if change is not None else math.inf
         if change is None or not math.isfinite(factor):
-            missing.append(name)
+            missing.append(ctx.comparer.missing(name))
             continue
         parts.append((change.est, factor))
         methods.append(change.est.method)
@@ -430,12 +556,14 @@ def evaluate_divergence(rule: DivergenceRule, ctx: Context) -> RuleVerdict:
     ``risk_max_rise``: an intersection-union test, each part at the rule's level."""
     alpha, details = ctx.alpha(rule)
     if ctx.comparer.baseline is None:
-        return _verdict(rule, "undecidable", "no baseline yet", details=details)
+        return _verdict(rule, "undecidable", "no baseline yet", details=details, alpha=alpha)
     general, miss_g, _ = _pooled(ctx, rule.general, rule.scale)
     risk, miss_r, _ = _pooled(ctx, rule.risk, rule.scale)
     if general is None or risk is None:
         why = ", ".join(miss_g + miss_r)
-        return _verdict(rule, "undecidable", f"no comparison for {why}", details=details)
+        return _verdict(
+            rule, "undecidable", f"no comparison for {why}", details=details, alpha=alpha
+        )
     rose = _crossed_up(rule.mode, general, rule.general_rise, alpha)
     flat = _crossed_down(rule.mode, risk, rule.risk_max_rise, alpha)
     p_general = general.p_greater(rule.general_rise)
@@ -478,18 +606,22 @@ def evaluate_divergence(rule: DivergenceRule, ctx: Context) -> RuleVerdict:
         explanation += f"; no comparison for {', '.join(miss_g + miss_r)}"
     details["p_general"] = p_general
     details["p_risk"] = p_risk
-    return RuleVerdict(
-        rule_id=rule.rule_id,
-        rule_type=rule.type,
-        severity=rule.severity,
-        verdict="fired" if fired else "not_fired",
+    # intersection-union: detected fires iff both parts reject (the larger p decides);
+    # cannot_rule_out fires iff neither part is excluded (the smaller exclusion p decides)
+    p_rule: float | None = None
+    if rule.mode == "detected":
+        p_rule = max(p_general, p_risk)
+    elif rule.mode == "cannot_rule_out":
+        p_rule = min(general.p_less(rule.general_rise), risk.p_greater(rule.risk_max_rise))
+    return _verdict(
+        rule,
+        "fired" if fired else "not_fired",
+        explanation,
         threshold=rule.general_rise,
-        statistic=g.estimate,
-        interval=(g.low, g.high),
-        p_value=max(p_general, p_risk),
-        explanation=explanation,
-        actions=rule.actions,
+        deciding=g,
         comparisons=comparisons,
-        unit=unit,
         details=details,
+        p_value=p_rule,
+        alpha=alpha,
+        ratio=p_rule / alpha if rule.mode == "detected" and p_rule is not None else None,
     )

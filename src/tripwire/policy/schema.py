@@ -37,10 +37,17 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Mode = Literal["point", "detected", "cannot_rule_out"]
 """How uncertainty enters a verdict.
 
-``point``: the point estimate crosses the threshold. ``detected``: the one-sided lower
-confidence bound crosses (the rise is established). ``cannot_rule_out``: the upper bound crosses
-(a rise of that size cannot be excluded; the conservative choice for safety).
+``detected`` (the default): the one-sided lower confidence bound crosses (the rise is
+established); with alpha spending over the run, a rule fires when the true rise is at most its
+threshold with probability at most alpha over the whole run. ``cannot_rule_out``: the upper
+bound crosses (a rise of that size cannot be excluded): a true crossing is missed at most alpha
+of the time, but it fires on noise unless the suite resolves the threshold well (``tripwire
+policy check`` prints its no-change fire rate). ``point``: the estimate crosses; no guarantee.
 """
+
+DEFAULT_MODE: Mode = "detected"
+DEFAULT_LOOKS = 50
+"""Planned looks of an alpha-spending budget when a policy does not say."""
 
 Scale = Literal["points", "relative", "error_rate_reduction"]
 """``points``: percentage points (score x 100). ``relative``: percent of the baseline score.
@@ -110,24 +117,33 @@ class Actions(BaseModel):
 class Sequential(BaseModel):
     """How a rule controls false alarms over the repeated looks at a run.
 
-    ``none``: each checkpoint is tested at the rule's confidence on its own. ``alpha_spending``:
-    the k-th look spends alpha / (k (k + 1)) of the error budget, which sums to alpha over any
-    number of looks, so the chance of one false alarm across all looks stays within alpha
-    (``docs/policies.md``, "Repeated looks").
+    ``alpha_spending`` (the default in ``detected`` mode): each of the first ``looks`` looks
+    is tested at alpha / (looks + 1) and every later look k at alpha / (k (k + 1)); the shares
+    sum to alpha, so the chance of any false alarm across all looks stays within alpha
+    (``docs/policies.md``, "Repeated looks"). ``none``: each checkpoint is tested at the rule's
+    confidence on its own (alpha per look).
     """
 
     model_config = ConfigDict(extra="forbid")
-    method: Literal["none", "alpha_spending"] = "none"
-    scope: Literal["baseline", "run"] = "baseline"
-    """Count looks since the baseline (the budget renews after each deep evaluation), or since
-    the run's first checkpoint (one budget for the whole run)."""
+    method: Literal["none", "alpha_spending"] = "alpha_spending"
+    scope: Literal["run", "baseline"] = "run"
+    """Count looks since the run's first checkpoint (one budget for the whole run), or since
+    the baseline (the budget renews after each deep evaluation, so over a run with several
+    baselines false alarms add up: measured 32% over 50 looks once a cadence rule moves it)."""
+    looks: int = Field(default=DEFAULT_LOOKS, ge=0, le=100_000)
+    """Looks the budget is planned for (checkpoints per run, or per baseline); 0: no plan,
+    look k is tested at alpha / (k (k + 1)) from the first."""
 
 
 def _sequential_shorthand(value: object) -> object:
     return {"method": value} if isinstance(value, str) else value
 
 
-SequentialField = Annotated[Sequential, BeforeValidator(_sequential_shorthand)]
+SequentialField = Annotated[Sequential | None, BeforeValidator(_sequential_shorthand)]
+
+
+def no_spending() -> Sequential:
+    return Sequential(method="none")
 
 
 class _RuleBase(BaseModel):
@@ -155,10 +171,18 @@ class _RuleBase(BaseModel):
 
 
 class _Statistical(_RuleBase):
-    mode: Mode = "cannot_rule_out"
+    mode: Mode = DEFAULT_MODE
     confidence: float | None = Field(default=None, gt=0.5, lt=1)
     """One-sided confidence level; default the policy's."""
-    sequential: SequentialField = Field(default_factory=Sequential)
+    sequential: SequentialField = None
+    """Default: alpha spending over the run in ``detected`` mode, none in the other modes."""
+
+    @property
+    def spending(self) -> Sequential:
+        """The sequential setting in force (the mode's default when the rule sets none)."""
+        if self.sequential is not None:
+            return self.sequential
+        return Sequential() if self.mode == "detected" else no_spending()
 
 
 class _Corrected(_Statistical):
@@ -294,6 +318,14 @@ class _Combinator(_RuleBase):
         """Undecidable without a baseline unless enough children need none."""
         return sum(not r.needs_baseline for r in self.rules) < self.needed()
 
+    @property
+    def corrects(self) -> bool:
+        """Whether the combinator corrects across its children's tests (Holm). ``any`` and
+        ``at_least`` do: one false child can make them fire. ``all``, and ``at_least`` with
+        k equal to the number of children, need every child to fire: an intersection-union
+        test that needs no correction."""
+        return self.needed() < len(self.rules)
+
 
 class AnyRule(_Combinator):
     """Fires when any nested rule fires."""
@@ -378,6 +410,21 @@ def task_fields(rule: Rule) -> list[tuple[Loc, str]]:
     return found
 
 
+class Planning(BaseModel):
+    """Assumptions ``tripwire policy check`` plans with, and decisions are checked against."""
+
+    model_config = ConfigDict(extra="forbid")
+    discordance: float | None = Field(default=None, gt=0, le=1)
+    """Share of items whose outcome differs between two checkpoints. Default: the median
+    observed in the store's paired decisions when there are any, else 0.25."""
+    power: float = Field(default=0.8, ge=0.5, lt=1)
+    base_score: float = Field(default=50.0, gt=0, lt=100)
+    """Reference score in points that converts relative and error-rate scales."""
+
+
+DEFAULT_DISCORDANCE = 0.25
+
+
 class Policy(BaseModel):
     """A policy file."""
 
@@ -391,6 +438,7 @@ class Policy(BaseModel):
     """Default one-sided confidence level of the rules."""
     initial_deep_suites: list[Path] | None = None
     """Deep suites for a run's first checkpoint (its first baseline); default every rule's."""
+    planning: Planning = Field(default_factory=Planning)
     rules: list[Rule] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -443,6 +491,25 @@ def policy_problems(policy: Policy) -> list[Problem]:
 
 
 def _rule_problems(rule: Rule) -> list[tuple[Loc, str]]:
+    if (
+        isinstance(rule, _Statistical)
+        and rule.sequential is not None
+        and rule.sequential.method == "alpha_spending"
+        and rule.mode != "detected"
+    ):
+        why = (
+            "it widens the upper bound, so the rule fires more, not less (99.8% of 50-look "
+            "runs with no true change)"
+            if rule.mode == "cannot_rule_out"
+            else "point mode tests nothing to spend alpha on"
+        )
+        return [
+            (
+                ("sequential",),
+                f"alpha_spending controls false fires of detected mode only; in {rule.mode} "
+                f"mode {why}; allowed: mode: detected, or sequential: none",
+            )
+        ]
     if isinstance(rule, AtLeastRule) and rule.k > len(rule.rules):
         return [(("k",), f"k={rule.k} but only {len(rule.rules)} nested rules")]
     if isinstance(rule, ComputeRule) and rule.factor is None and rule.above_flop is None:

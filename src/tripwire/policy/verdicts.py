@@ -34,6 +34,18 @@ class Comparison:
     discordant: tuple[int, int] | None = None
     """Paired binary items newly right and newly wrong (McNemar's b and c)."""
     note: str = ""
+    adjusted_p: float | None = None
+    """``p_value`` corrected across the rule's comparisons (``detected`` mode): the comparison
+    crosses exactly when this is at most the rule's alpha."""
+    unshared: tuple[int, int] = (0, 0)
+    """Items scored only on the checkpoint, and only on the reference (not paired)."""
+
+    @property
+    def discordance(self) -> float | None:
+        """Observed share of paired items whose outcome differs (b + c) / n."""
+        if self.discordant is None or self.paired_items <= 0:
+            return None
+        return (self.discordant[0] + self.discordant[1]) / self.paired_items
 
     @property
     def p_no_rise(self) -> float | None:
@@ -54,6 +66,9 @@ class Comparison:
             "threshold": finite(self.threshold),
             "discordant": list(self.discordant) if self.discordant else None,
             "p_no_rise": finite(self.p_no_rise),
+            "adjusted_p": finite(self.adjusted_p),
+            "discordance": finite(self.discordance),
+            "unshared": list(self.unshared),
             "note": self.note,
         }
 
@@ -71,6 +86,11 @@ class RuleVerdict:
     """The deciding comparison's estimate (e.g. the rise in points)."""
     interval: tuple[float, float] | None
     p_value: float | None
+    """The p-value that made the decision. ``detected``: the smallest corrected p-value against
+    "the threshold was not crossed"; the rule fired iff it is at most ``alpha``.
+    ``cannot_rule_out``: the largest p-value against "the threshold was crossed"; the rule fired
+    iff it is above ``alpha`` (the crossing could not be excluded). ``point`` and rules without
+    statistics: None."""
     explanation: str
     actions: Actions
     comparisons: list[Comparison] = field(default_factory=list)
@@ -79,6 +99,16 @@ class RuleVerdict:
     """Verdicts of a combinator's nested rules."""
     details: dict[str, Any] = field(default_factory=dict)
     """Rule-specific inputs (compute, elapsed time, error levels, looks), JSON-safe."""
+    mode: str | None = None
+    """The statistical mode; None for rules without statistics."""
+    alpha: float | None = None
+    """The one-sided error level the decision was made at (after alpha spending and any
+    correction across a combinator's children)."""
+    ratio: float | None = None
+    """``detected`` mode: the factor on ``alpha`` at which the verdict would flip, p / alpha
+    (at most 1 when fired). A combinator corrects across its children with it."""
+    warnings: list[str] = field(default_factory=list)
+    """What a reviewer should know: observed discordance above the policy's assumption, ..."""
 
     @property
     def fired(self) -> bool:
@@ -89,11 +119,16 @@ class RuleVerdict:
         return {
             "rule_id": self.rule_id,
             "rule_type": self.rule_type,
+            "severity": self.severity,
             "verdict": self.verdict,
             "threshold": finite(self.threshold),
             "statistic": finite(self.statistic),
             "interval": [finite(v) for v in self.interval] if self.interval else None,
             "p_value": finite(self.p_value),
+            "mode": self.mode,
+            "alpha": finite(self.alpha),
+            "ratio": finite(self.ratio),
+            "warnings": list(self.warnings),
             "unit": self.unit,
             "explanation": self.explanation,
             "comparisons": [c.as_json() for c in self.comparisons],
