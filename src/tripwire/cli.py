@@ -242,24 +242,69 @@ def _print_status(settings: Settings) -> None:
 @app.command()
 def report(
     out: Annotated[Path | None, typer.Option(help="Folder; default TRIPWIRE_REPORT_DIR.")] = None,
-    policy: Annotated[
-        Path | None, typer.Option(help="Policy file; default TRIPWIRE_POLICY.")
-    ] = None,
 ) -> None:
-    """Write the report pages for every checkpoint and run."""
-    from tripwire.policy.schema import load_policy
+    """Write the report pages of every checkpoint and run from the stored decision records.
+
+    Nothing is decided again: the pages say what the live loop (and any `tripwire decide`)
+    recorded, whatever policy file is around.
+    """
     from tripwire.reports.build import write_all_reports
     from tripwire.store.db import Database
 
-    settings = _settings(policy)
+    settings = _settings()
     try:
-        loaded = load_policy(settings.policy)
         db = Database(settings.resolved_database_url())
         with db.session() as session:
-            index = write_all_reports(session, loaded, out or settings.resolved_report_dir())
+            index = write_all_reports(session, out or settings.resolved_report_dir())
     except TripwireError as exc:
         raise _fail(exc) from None
     console.print(f"report: {index}")
+
+
+@app.command()
+def decide(
+    policy: Annotated[Path, typer.Option(help="The policy to apply (a changed or new one).")],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only checkpoints whose proxy evaluation is at or after this time "
+            "(ISO 8601, e.g. 2026-11-01 or 2026-11-01T12:00Z); default every checkpoint."
+        ),
+    ] = None,
+    run: Annotated[str | None, typer.Option(help="Only this run.")] = None,
+    dispatch: Annotated[
+        bool,
+        typer.Option(
+            help="Queue the deep evaluations and holds the new decisions call for (sent by the "
+            "running watcher or worker). --no-dispatch only records the decisions."
+        ),
+    ] = True,
+) -> None:
+    """Apply a policy to checkpoints already decided: append its decision records.
+
+    A policy change is explicit: the live records stay as they were, and the new ones sit beside
+    them (origin "redecide"). Checkpoints are decided in step order within each run.
+    """
+    from tripwire.decisions.redecide import parse_since, redecide
+    from tripwire.policy.schema import load_policy
+    from tripwire.store.db import Database
+
+    settings = _settings()
+    try:
+        loaded = load_policy(policy)
+        db = Database(settings.resolved_database_url())
+        result = redecide(
+            db,
+            loaded,
+            since=parse_since(since) if since else None,
+            run=run,
+            dispatch=dispatch,
+            max_attempts=settings.max_attempts,
+        )
+    except TripwireError as exc:
+        raise _fail(exc) from None
+    for line in result.lines():
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @policy_app.command("check")

@@ -12,15 +12,21 @@ from dataclasses import dataclass
 
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
+from tripwire.decisions.inputs import (
+    counted_evaluations,
+    is_held,
+    order_key,
+    snapshot,
+    with_scores,
+)
 from tripwire.errors import TripwireError
 from tripwire.policy.backtest import ReplayStep, ReplaySummary, replay
 from tripwire.policy.engine import BASELINE_RULE_ID
-from tripwire.policy.inputs import Score, Snapshot
+from tripwire.policy.inputs import Snapshot
 from tripwire.policy.schema import LoadedPolicy
-from tripwire.store.models import Checkpoint, Decision, Evaluation, Job, JobKind, Run, TaskScore
-from tripwire.store.outcomes import unpack_hashes, unpack_values
+from tripwire.store.models import Checkpoint, Decision, Job, JobKind, Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,48 +53,12 @@ class Backtest:
 
 
 def _snapshots(session: Session, run: Run, suite_hash: str) -> list[tuple[Checkpoint, Snapshot]]:
-    """The run's checkpoints with a proxy evaluation, in step order, as the engine sees them."""
-    checkpoints = {c.id: c for c in run.checkpoints}
-    evaluations = session.scalars(
-        select(Evaluation)
-        .where(Evaluation.checkpoint_id.in_(checkpoints), Evaluation.kind == "proxy")
-        .options(selectinload(Evaluation.scores).selectinload(TaskScore.item_set))
-        .order_by(Evaluation.id)
-    )
-    chosen: dict[int, Evaluation] = {}
-    for evaluation in evaluations:
-        held = chosen.get(evaluation.checkpoint_id)
-        if held is None or held.suite_hash != suite_hash:
-            chosen[evaluation.checkpoint_id] = evaluation  # the policy's suite, else the latest
-    hashes: dict[int, tuple[str, ...]] = {}
-    out = []
-    for checkpoint_id, evaluation in chosen.items():
-        checkpoint = checkpoints[checkpoint_id]
-        scores = {}
-        for s in evaluation.scores:
-            if s.item_set_id not in hashes:
-                hashes[s.item_set_id] = tuple(unpack_hashes(s.item_set))
-            scores[s.task] = Score(
-                task=s.task,
-                score=s.score,
-                stderr=s.stderr,
-                n_items=s.n_items,
-                higher_is_better=s.higher_is_better,
-                item_hashes=hashes[s.item_set_id],
-                item_values=unpack_values(s.outcomes),
-                item_key=s.item_set.digest,
-            )
-        snap = Snapshot(
-            checkpoint=checkpoint.content_hash,
-            run=run.name,
-            step=checkpoint.step,
-            scores=scores,
-            training_flop=checkpoint.training_flop,
-            evaluated_at=evaluation.created_at,
-        )
-        out.append((checkpoint, snap))
-    out.sort(key=lambda pair: (pair[0].step if pair[0].step is not None else -1, pair[0].id))
-    return out
+    """The run's checkpoints with a proxy evaluation, in step order, as the engine sees them
+    (through the same join as the live decisions)."""
+    checkpoints = sorted(run.checkpoints, key=order_key)
+    chosen = counted_evaluations(session, [c.id for c in checkpoints], suite_hash)
+    loaded = {e.checkpoint_id: e for e in with_scores(session, [e.id for e in chosen.values()])}
+    return [(c, snapshot(c, loaded[c.id], run.name)) for c in checkpoints if c.id in loaded]
 
 
 def run_backtest(
@@ -124,6 +94,7 @@ def run_backtest(
         (snap for _, snap in pairs),
         initial_actions=policy.initial_actions(),
         compute_factor=compute_factor,
+        held=frozenset(c.content_hash for c, _ in pairs if is_held(c)),
     )
     for (checkpoint, snap), step in zip(pairs, steps, strict=True):
         summary.add(step)

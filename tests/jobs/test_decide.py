@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from tripwire.jobs.decide import decide_checkpoint
 
 from tests.helpers import binary_suite_result
 from tripwire.audit import verify_chain
-from tripwire.jobs.decide import decide_checkpoint
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.policy.schema import load_policy
 from tripwire.results import SuiteResult

@@ -18,10 +18,10 @@ from types import TracebackType
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tripwire.decisions import decide_checkpoint
 from tripwire.errors import CheckpointError, ConfigError, EvaluationError, JobError
 from tripwire.jobs.celery_config import TASK_ROUTES
 from tripwire.jobs.context import TASK_NAMES, Context
-from tripwire.jobs.decide import decide_checkpoint
 from tripwire.sources import DiscoveredCheckpoint
 from tripwire.store import repo
 from tripwire.store.models import Checkpoint, CheckpointState, Job, JobKind, JobState, utcnow
@@ -305,13 +305,24 @@ def _decide(ctx: Context, job_id: int) -> list[int]:
     with ctx.db.session() as session:
         job = session.get(Job, job_id)
         assert job is not None
+        wanted = job.payload.get("policy_hash")
+        if wanted is not None and wanted != ctx.policy.content_hash:
+            raise ConfigError(
+                ctx.policy.path,
+                [
+                    f"job {job_id} was created to decide under policy {wanted[:12]}, but this "
+                    f"worker runs {ctx.policy.name} {ctx.policy.content_hash[:12]}; run every "
+                    "worker and watcher with the same TRIPWIRE_POLICY (to apply another policy "
+                    "to decided checkpoints, use `tripwire decide --policy`)"
+                ],
+            )
         outcome = decide_checkpoint(
             session, ctx.policy, job.checkpoint, utcnow(), max_attempts=ctx.max_attempts
         )
         if outcome is None:
             raise Deferred(f"job {job_id}: an earlier checkpoint of the run is not decided yet")
         assert_owner(ctx, session, job_id)
-        follow_ups = list(outcome)
+        follow_ups = list(outcome.new_jobs)
         report, _ = repo.ensure_job(
             session,
             key=f"report:{job.checkpoint.content_hash}:decided:{ctx.policy.content_hash}",
@@ -354,7 +365,7 @@ def _report(ctx: Context, job_id: int) -> list[int]:
     with ctx.db.session() as session:
         job = session.get(Job, job_id)
         assert job is not None
-        write_reports(session, ctx.policy, job.checkpoint_id, ctx.report_dir)
+        write_reports(session, job.checkpoint_id, ctx.report_dir)
         assert_owner(ctx, session, job_id)
         repo.finish_job(session, job_id, ctx.owner, utcnow())
     return []

@@ -1,4 +1,9 @@
-"""Fill the report models from the store, and write the pages."""
+"""Fill the report models from stored records, and write the pages.
+
+Reports render what was recorded: the decision records (``tripwire.decisions``), the
+evaluations they name, the jobs. No policy is loaded and nothing is decided again, so a report
+written from any folder, with any policy file around, says what happened.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tripwire.policy.schema import LoadedPolicy
+from tripwire.decisions.inputs import is_held
+from tripwire.decisions.read import DecisionSet, StoredDecision, decision_sets, sets_by_checkpoint
+from tripwire.decisions.record import SubjectRecord
+from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.reports.model import (
     ActionsRow,
     BaselineRef,
@@ -17,6 +25,7 @@ from tripwire.reports.model import (
     CheckpointReport,
     ComparisonRow,
     DecisionRow,
+    DecisionSetRow,
     DeepResult,
     JobRow,
     PolicyRef,
@@ -29,7 +38,6 @@ from tripwire.reports.paths import checkpoint_href
 from tripwire.reports.render import write_checkpoint_report, write_run_report, write_site_index
 from tripwire.store.models import (
     Checkpoint,
-    Decision,
     Evaluation,
     Job,
     JobKind,
@@ -38,15 +46,24 @@ from tripwire.store.models import (
 )
 
 
-def _proxy(session: Session, checkpoint_id: int, suite_hash: str | None) -> Evaluation | None:
-    query = select(Evaluation).where(
-        Evaluation.checkpoint_id == checkpoint_id, Evaluation.kind == "proxy"
+def _latest_proxy(session: Session, checkpoint_id: int) -> Evaluation | None:
+    return session.scalar(
+        select(Evaluation)
+        .where(Evaluation.checkpoint_id == checkpoint_id, Evaluation.kind == "proxy")
+        .order_by(Evaluation.id.desc())
+        .limit(1)
     )
-    if suite_hash is not None:
-        exact = session.scalar(query.where(Evaluation.suite_hash == suite_hash))
-        if exact is not None:
-            return exact
-    return session.scalar(query.order_by(Evaluation.id.desc()).limit(1))
+
+
+def _evaluation_of(
+    session: Session, subject: SubjectRecord | None, checkpoint_id: int | None
+) -> Evaluation | None:
+    """The evaluation a decision record names; the latest proxy one for older records."""
+    if subject is not None and subject.evaluation_id is not None:
+        found = session.get(Evaluation, subject.evaluation_id)
+        if found is not None:
+            return found
+    return _latest_proxy(session, checkpoint_id) if checkpoint_id is not None else None
 
 
 def _score_rows(scores: Sequence[TaskScore], baseline: Evaluation | None) -> list[ScoreRow]:
@@ -70,68 +87,100 @@ def _score_rows(scores: Sequence[TaskScore], baseline: Evaluation | None) -> lis
     return rows
 
 
-def _decision_row(decision: Decision, units: dict[str, str]) -> DecisionRow:
-    unit = units.get(decision.rule_id)
+def decision_row(stored: StoredDecision) -> DecisionRow:
+    """A report row from a stored decision record."""
+    row, record = stored.row, stored.record
+    v = record.verdict
+    unit = v.unit or None
+    nan = float("nan")
     comparisons = [
         ComparisonRow(
-            task=c["task"],
-            estimate=c["estimate"] if c["estimate"] is not None else float("nan"),
-            low=c["low"] if c["low"] is not None else float("-inf"),
-            high=c["high"] if c["high"] is not None else float("inf"),
+            task=c.task,
+            estimate=c.estimate if c.estimate is not None else nan,
+            low=c.low if c.low is not None else float("-inf"),
+            high=c.high if c.high is not None else float("inf"),
             unit=unit or "points",
-            method=c["method"],
-            paired_items=c["paired_items"],
-            crossed=c["crossed"],
-            p_value=c["p_value"],
+            method=c.method,
+            paired_items=c.paired_items,
+            crossed=c.crossed,
+            p_value=c.p_value,
+            adjusted_p=c.adjusted_p,
+            alpha=c.alpha,
+            discordant=c.discordant,
+            discordance=c.discordance,
+            unshared=c.unshared,
+            note=c.note,
         )
-        for c in decision.inputs.get("comparisons", [])
+        for c in v.comparisons
     ]
+    interval = v.interval or (None, None)
     return DecisionRow(
-        rule_id=decision.rule_id,
-        rule_type=decision.rule_type,
-        severity=decision.severity,
-        verdict=decision.verdict,
-        threshold=decision.inputs.get("threshold"),
-        statistic=decision.statistic,
-        interval_low=decision.interval_low,
-        interval_high=decision.interval_high,
+        rule_id=v.rule_id,
+        rule_type=v.rule_type,
+        severity=v.severity,
+        verdict=v.verdict,
+        threshold=v.threshold,
+        statistic=v.statistic,
+        interval_low=interval[0],
+        interval_high=interval[1],
         unit=unit,
-        p_value=decision.p_value,
-        explanation=decision.explanation,
+        p_value=v.p_value,
+        mode=v.mode,
+        alpha=v.alpha,
+        explanation=v.explanation,
+        warnings=list(v.warnings),
         comparisons=comparisons,
         actions=ActionsRow(
-            deep_suites=[Path(p).name for p in decision.actions.get("deep_suites", [])],
-            notify=list(decision.actions.get("notify", [])),
-            review_hold=bool(decision.actions.get("review_hold", False)),
+            deep_suites=[Path(p).name for p in v.actions.deep_suites],
+            notify=list(v.actions.notify),
+            review_hold=v.actions.review_hold,
         ),
-        decided_at=decision.decided_at,
-        record_hash=decision.record_hash,
+        decided_at=row.decided_at,
+        record_hash=row.record_hash,
     )
+
+
+def _set_row(decisions: DecisionSet) -> DecisionSetRow:
+    return DecisionSetRow(
+        policy=PolicyRef(name=decisions.policy_name, hash=decisions.policy_hash),
+        origin=decisions.origin,
+        decisions=[decision_row(d) for d in decisions.decisions],
+    )
+
+
+def _baseline_checkpoint(
+    session: Session, stored: StoredDecision | None
+) -> tuple[Checkpoint | None, SubjectRecord | None]:
+    if stored is None:
+        return None, None
+    subject = stored.record.baseline
+    if stored.row.baseline_checkpoint_id is not None:
+        return session.get(Checkpoint, stored.row.baseline_checkpoint_id), subject
+    if subject is not None and subject.checkpoint:
+        found = session.scalar(
+            select(Checkpoint).where(Checkpoint.content_hash == subject.checkpoint)
+        )
+        return found, subject
+    return None, subject
 
 
 def checkpoint_report(
-    session: Session, policy: LoadedPolicy, checkpoint_id: int, now: datetime | None = None
+    session: Session, checkpoint_id: int, now: datetime | None = None
 ) -> CheckpointReport:
-    """Everything a reviewer needs about one checkpoint under ``policy``."""
+    """Everything a reviewer needs about one checkpoint, from its stored records."""
     cp = session.get(Checkpoint, checkpoint_id)
     if cp is None:
         raise LookupError(f"no checkpoint with id {checkpoint_id}")
-    decisions = list(
-        session.scalars(
-            select(Decision)
-            .where(Decision.checkpoint_id == cp.id, Decision.policy_hash == policy.content_hash)
-            .order_by(Decision.id)
-        )
-    )
-    baseline_id = next(
-        (d.baseline_checkpoint_id for d in decisions if d.baseline_checkpoint_id), None
-    )
-    baseline = session.get(Checkpoint, baseline_id) if baseline_id else None
-    proxy = _proxy(session, cp.id, policy.proxy_suite.content_hash)
+    sets = decision_sets(session, cp.id)
+    live = sets[0] if sets else None
+    first = live.decisions[0] if live and live.decisions else None
+    proxy = _evaluation_of(session, first.record.checkpoint if first else None, cp.id)
+    baseline, base_subject = _baseline_checkpoint(session, first)
     base_eval = (
-        _proxy(session, baseline.id, proxy.suite_hash if proxy else None) if baseline else None
+        _evaluation_of(session, base_subject, baseline.id if baseline else None)
+        if baseline is not None
+        else None
     )
-    units = {r.rule_id: r.unit for r in policy.policy.rules}
     jobs = list(session.scalars(select(Job).where(Job.checkpoint_id == cp.id).order_by(Job.id)))
     deep = []
     for job in jobs:
@@ -165,16 +214,15 @@ def checkpoint_report(
             state=cp.state.value,
             error=cp.error,
         ),
-        policy=PolicyRef(name=policy.name, hash=policy.content_hash),
+        policy=PolicyRef(name=live.policy_name, hash=live.policy_hash) if live else None,
         baseline=BaselineRef(content_hash=baseline.content_hash, step=baseline.step)
         if baseline
         else None,
-        proxy_suite=SuiteRef(
-            name=proxy.suite_name if proxy else policy.proxy_suite.name,
-            hash=proxy.suite_hash if proxy else policy.proxy_suite.content_hash,
-        ),
+        proxy_suite=SuiteRef(name=proxy.suite_name, hash=proxy.suite_hash) if proxy else None,
         proxy_scores=_score_rows(proxy.scores, base_eval) if proxy else [],
-        decisions=[_decision_row(d, units) for d in decisions],
+        decisions=[decision_row(d) for d in live.decisions] if live else [],
+        other_decisions=[_set_row(s) for s in sets[1:]],
+        review_hold=is_held(cp),
         deep=deep,
         jobs=[
             JobRow(
@@ -191,29 +239,35 @@ def checkpoint_report(
     )
 
 
-def run_report(
-    session: Session, policy: LoadedPolicy, run_id: int, now: datetime | None = None
-) -> RunReport:
-    """A run's capability trajectory under ``policy``."""
+def run_report(session: Session, run_id: int, now: datetime | None = None) -> RunReport:
+    """A run's capability trajectory, from its stored evaluations and live decisions."""
     run = session.get(Run, run_id)
     if run is None:
         raise LookupError(f"no run with id {run_id}")
-    points = []
-    tasks: list[str] = [t.task for t in policy.proxy_suite.suite.tasks]
-    for cp in sorted(run.checkpoints, key=lambda c: (c.step is None, c.step or 0, c.id)):
-        proxy = _proxy(session, cp.id, policy.proxy_suite.content_hash)
-        fired = list(
-            session.scalars(
-                select(Decision).where(
-                    Decision.checkpoint_id == cp.id,
-                    Decision.policy_hash == policy.content_hash,
-                    Decision.verdict == "fired",
-                )
+    checkpoints = sorted(run.checkpoints, key=lambda c: (c.step is None, c.step or 0, c.id))
+    sets = sets_by_checkpoint(session, [c.id for c in checkpoints])
+    deep_ids = set(
+        session.scalars(
+            select(Job.checkpoint_id).where(
+                Job.checkpoint_id.in_([c.id for c in checkpoints]), Job.kind == JobKind.deep_eval
             )
         )
-        deep = session.scalar(
-            select(Job.id).where(Job.checkpoint_id == cp.id, Job.kind == JobKind.deep_eval).limit(1)
-        )
+    )
+    points = []
+    tasks: list[str] = []
+    policies: list[PolicyRef] = []
+    for cp in checkpoints:
+        found = sets.get(cp.id)
+        live = found[0] if found else None
+        first = live.decisions[0] if live and live.decisions else None
+        proxy = _evaluation_of(session, first.record.checkpoint if first else None, cp.id)
+        all_fired = live.fired if live else []
+        fired = [d for d in all_fired if d.row.rule_id != BASELINE_RULE_ID]
+        baseline_evaluation = any(d.row.rule_id == BASELINE_RULE_ID for d in all_fired)
+        if live is not None:
+            ref = PolicyRef(name=live.policy_name, hash=live.policy_hash)
+            if ref not in policies:
+                policies.append(ref)
         scores = {s.task: s.score for s in proxy.scores} if proxy else {}
         for task in scores:
             if task not in tasks:
@@ -226,46 +280,43 @@ def run_report(
                 scores=scores,
                 stderrs={s.task: s.stderr for s in proxy.scores} if proxy else {},
                 fired=bool(fired),
-                fired_rules=[d.rule_id for d in fired],
+                baseline_evaluation=baseline_evaluation,
+                fired_rules=[d.row.rule_id for d in fired],
                 fired_severity="critical"
-                if any(d.severity == "critical" for d in fired)
+                if any(d.record.verdict.severity == "critical" for d in fired)
                 else ("alert" if fired else None),
-                deep_evaluated=deep is not None,
+                deep_evaluated=cp.id in deep_ids,
                 report_href=checkpoint_href(cp.step, cp.content_hash),
             )
         )
     return RunReport(
         generated_at=now or datetime.now(UTC),
         run=run.name,
-        policy=PolicyRef(name=policy.name, hash=policy.content_hash),
+        policies=policies,
         points=points,
         tasks=tasks,
     )
 
 
-def write_reports(
-    session: Session, policy: LoadedPolicy, checkpoint_id: int, out_dir: Path
-) -> dict[str, Path]:
+def write_reports(session: Session, checkpoint_id: int, out_dir: Path) -> dict[str, Path]:
     """Write one checkpoint's pages, its run's trajectory page and the site index."""
-    report = checkpoint_report(session, policy, checkpoint_id)
+    report = checkpoint_report(session, checkpoint_id)
     paths = write_checkpoint_report(report, out_dir)
     cp = session.get(Checkpoint, checkpoint_id)
     assert cp is not None
-    paths["run"] = write_run_report(run_report(session, policy, cp.run_id), out_dir)
-    runs = [
-        run_report(session, policy, r.id) for r in session.scalars(select(Run).order_by(Run.id))
-    ]
+    paths["run"] = write_run_report(run_report(session, cp.run_id), out_dir)
+    runs = [run_report(session, r.id) for r in session.scalars(select(Run).order_by(Run.id))]
     paths["index"] = write_site_index(runs, out_dir)
     return paths
 
 
-def write_all_reports(session: Session, policy: LoadedPolicy, out_dir: Path) -> Path:
-    """Write every checkpoint's and run's pages; return the site index."""
+def write_all_reports(session: Session, out_dir: Path) -> Path:
+    """Write every checkpoint's and run's pages from stored records; return the site index."""
     runs = []
     for run in session.scalars(select(Run).order_by(Run.id)):
         for cp in run.checkpoints:
-            write_checkpoint_report(checkpoint_report(session, policy, cp.id), out_dir)
-        report = run_report(session, policy, run.id)
+            write_checkpoint_report(checkpoint_report(session, cp.id), out_dir)
+        report = run_report(session, run.id)
         write_run_report(report, out_dir)
         runs.append(report)
     return write_site_index(runs, out_dir)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-REPORT_SCHEMA_VERSION: Literal[1] = 1
+REPORT_SCHEMA_VERSION: Literal[2] = 2
 """Version of the report JSON layout; bumped on any incompatible change."""
 
 Severity = Literal["alert", "critical"]
@@ -74,6 +74,17 @@ class ComparisonRow(_Model):
     """Whether this comparison crossed the rule's threshold in the rule's statistical mode."""
     p_value: float | None = None
     """One-sided p-value against 'no rise beyond the threshold'; None where not computed."""
+    adjusted_p: float | None = None
+    """``p_value`` corrected across the rule's benchmarks (``detected`` mode)."""
+    alpha: float | None = None
+    """The one-sided level the interval is shown at."""
+    discordant: tuple[int, int] | None = None
+    """Paired binary items newly right and newly wrong (McNemar's b and c)."""
+    discordance: float | None = None
+    """Observed share of paired items whose outcome changed."""
+    unshared: tuple[int, int] = (0, 0)
+    """Items scored only on the checkpoint, and only on the baseline."""
+    note: str = ""
 
 
 class ActionsRow(_Model):
@@ -106,8 +117,16 @@ class DecisionRow(_Model):
     unit: str | None = None
     """Unit of ``threshold``, ``statistic`` and the interval (``points``, ``relative``, ...)."""
     p_value: float | None = None
+    """The p-value that made the decision: in ``detected`` mode the rule fired iff it is at
+    most ``alpha``; in ``cannot_rule_out`` mode iff it is above ``alpha``."""
+    mode: str | None = None
+    """``detected``, ``cannot_rule_out`` or ``point``; None for rules without statistics."""
+    alpha: float | None = None
+    """The one-sided error level the decision was made at (after alpha spending)."""
     explanation: str
     """Human-readable reason for the verdict, written by the policy engine."""
+    warnings: list[str] = Field(default_factory=list)
+    """E.g. an observed discordance above the policy's assumption."""
     comparisons: list[ComparisonRow] = Field(default_factory=list)
     actions: ActionsRow = Field(default_factory=ActionsRow)
     decided_at: datetime
@@ -184,18 +203,37 @@ class BaselineRef(_Model):
     step: int | None = None
 
 
-class CheckpointReport(_Model):
-    """The job report of one checkpoint: scores, decisions, dispatches and jobs."""
+class DecisionSetRow(_Model):
+    """The decisions of another policy for the same checkpoint (``tripwire decide``)."""
 
-    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    policy: PolicyRef
+    origin: str
+    """``live`` or ``redecide``."""
+    decisions: list[DecisionRow] = Field(default_factory=list)
+
+
+class CheckpointReport(_Model):
+    """The job report of one checkpoint: scores, decisions, dispatches and jobs.
+
+    Everything here is read from stored records; nothing is decided again when it is written.
+    """
+
+    schema_version: Literal[2] = REPORT_SCHEMA_VERSION
     generated_at: datetime
     checkpoint: CheckpointInfo
-    policy: PolicyRef
+    policy: PolicyRef | None = None
+    """The policy of the decisions shown (the live ones); None before any decision."""
     baseline: BaselineRef | None = None
     """None when this is the run's first checkpoint (nothing to compare with)."""
-    proxy_suite: SuiteRef
+    proxy_suite: SuiteRef | None = None
+    """The proxy evaluation the decisions read; None before any evaluation."""
     proxy_scores: list[ScoreRow] = Field(default_factory=list)
     decisions: list[DecisionRow] = Field(default_factory=list)
+    """The live decisions: the ones that dispatched."""
+    other_decisions: list[DecisionSetRow] = Field(default_factory=list)
+    """Decisions appended later under other policies; they dispatched only if they say so."""
+    review_hold: bool = False
+    """The checkpoint is held for review now (it cannot become a baseline)."""
     deep: list[DeepResult] = Field(default_factory=list)
     jobs: list[JobRow] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)
@@ -213,6 +251,10 @@ class TrajectoryPoint(_Model):
     stderrs: dict[str, float | None] = Field(default_factory=dict)
     """Standard error per task, as a fraction."""
     fired: bool = False
+    """A rule of the live policy fired (the run's first checkpoint's routine baseline
+    evaluation is not a fire: see ``baseline_evaluation``)."""
+    baseline_evaluation: bool = False
+    """The run's first decided checkpoint, evaluated deeply to become its first baseline."""
     fired_rules: list[str] = Field(default_factory=list)
     fired_severity: Severity | None = None
     """Highest severity among the fired rules; None when none fired."""
@@ -234,11 +276,12 @@ class TrajectoryPoint(_Model):
 class RunReport(_Model):
     """A run's capability trajectory: every checkpoint's proxy scores and verdicts."""
 
-    schema_version: Literal[1] = REPORT_SCHEMA_VERSION
+    schema_version: Literal[2] = REPORT_SCHEMA_VERSION
     generated_at: datetime
     run: str
     """Name of the training run."""
-    policy: PolicyRef
+    policies: list[PolicyRef] = Field(default_factory=list)
+    """The policies whose live decisions the run's checkpoints carry, in order of use."""
     points: list[TrajectoryPoint] = Field(default_factory=list)
     """Checkpoints in training order."""
     tasks: list[str] = Field(default_factory=list)

@@ -46,6 +46,7 @@ def _environment() -> jinja2.Environment:
         signed=views.signed,
         number=views.number,
         p_value=views.p_value,
+        alpha=views.alpha,
         scientific=views.scientific,
         count=views.count,
         ts=views.timestamp,

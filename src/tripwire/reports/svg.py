@@ -157,9 +157,10 @@ def _status_markers(points: list[TrajectoryPoint], xs: list[float], f: _Frame) -
                 f"<title>{where}: evaluation failed</title></path>"
             )
         if p.deep_evaluated:
+            why = " (the run's first baseline)" if p.baseline_evaluation else ""
             out.append(
                 f'<path class="deep" d="M{_f(px)} {DEEP_ROW_Y - 6}l6 6l-6 6l-6 -6z" fill="{INK}">'
-                f"<title>{where}: deep evaluation</title></path>"
+                f"<title>{where}: deep evaluation{why}</title></path>"
             )
     return "".join(out)
 

@@ -116,6 +116,13 @@ def p_value(value: float | None) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def alpha(value: float | None) -> str:
+    """An error level: ``0.05``, ``0.00098``."""
+    if value is None or not _finite(value):
+        return MISSING
+    return f"{value:.2g}"
+
+
 def scientific(value: float | None) -> str:
     """Large counts such as FLOP: ``3.2e+22``."""
     return f"{value:.2e}" if value is not None and _finite(value) else MISSING

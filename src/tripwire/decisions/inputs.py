@@ -1,0 +1,159 @@
+"""The one join from stored results to the policy engine.
+
+Which proxy evaluation counts for a checkpoint, the engine's view of it (a ``Snapshot`` with
+per-item outcomes), and where the checkpoint stands in its run (a ``RunState``: the baseline,
+its time, the looks) are answered here and nowhere else. The live decision, ``tripwire decide``
+and ``tripwire backtest`` all read through these functions, and the run state is the fold of
+``RunState.after`` that the pure replay (``tripwire.policy.backtest``) uses too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from tripwire.policy.backtest import RunState
+from tripwire.policy.inputs import Score, Snapshot
+from tripwire.store.models import (
+    Checkpoint,
+    CheckpointState,
+    Evaluation,
+    Job,
+    JobKind,
+    TaskScore,
+)
+from tripwire.store.outcomes import unpack_hashes, unpack_values
+
+
+def order_key(checkpoint: Checkpoint) -> tuple[float, int]:
+    """Checkpoints of a run are decided in step order (no step: last, in discovery order)."""
+    return (checkpoint.step if checkpoint.step is not None else math.inf, checkpoint.id)
+
+
+def counted_evaluations(
+    session: Session, checkpoint_ids: Iterable[int], suite_hash: str | None
+) -> dict[int, Evaluation]:
+    """The proxy evaluation that counts for each checkpoint: the one of ``suite_hash`` (the
+    policy's proxy suite) when there is one, else the latest proxy evaluation."""
+    ids = list(checkpoint_ids)
+    if not ids:
+        return {}
+    chosen: dict[int, Evaluation] = {}
+    for evaluation in session.scalars(
+        select(Evaluation)
+        .where(Evaluation.checkpoint_id.in_(ids), Evaluation.kind == "proxy")
+        .order_by(Evaluation.id)
+    ):
+        held = chosen.get(evaluation.checkpoint_id)
+        if held is None or held.suite_hash != suite_hash:
+            chosen[evaluation.checkpoint_id] = evaluation
+    return chosen
+
+
+def counted_evaluation(
+    session: Session, checkpoint_id: int, suite_hash: str | None
+) -> Evaluation | None:
+    """:func:`counted_evaluations` for one checkpoint."""
+    return counted_evaluations(session, [checkpoint_id], suite_hash).get(checkpoint_id)
+
+
+_HASHES: dict[int, tuple[str, ...]] = {}
+
+
+def _item_hashes(score: TaskScore) -> tuple[str, ...]:
+    """Item sets are shared by many evaluations: unpack each once per process."""
+    found = _HASHES.get(score.item_set_id)
+    if found is None:
+        if len(_HASHES) > 2048:
+            _HASHES.clear()
+        found = _HASHES[score.item_set_id] = tuple(unpack_hashes(score.item_set))
+    return found
+
+
+def snapshot(checkpoint: Checkpoint, evaluation: Evaluation, run: str) -> Snapshot:
+    """The engine's view of an evaluation, per-item outcomes included."""
+    scores = {
+        s.task: Score(
+            task=s.task,
+            score=s.score,
+            stderr=s.stderr,
+            n_items=s.n_items,
+            higher_is_better=s.higher_is_better,
+            item_hashes=_item_hashes(s),
+            item_values=unpack_values(s.outcomes),
+            item_key=s.item_set.digest,
+        )
+        for s in evaluation.scores
+    }
+    return Snapshot(
+        checkpoint=checkpoint.content_hash,
+        run=run,
+        step=checkpoint.step,
+        scores=scores,
+        training_flop=checkpoint.training_flop,
+        evaluated_at=evaluation.created_at,
+    )
+
+
+def with_scores(session: Session, evaluation_ids: Iterable[int]) -> list[Evaluation]:
+    """Evaluations with their scores and item sets loaded in two queries."""
+    return list(
+        session.scalars(
+            select(Evaluation)
+            .where(Evaluation.id.in_(list(evaluation_ids)))
+            .options(selectinload(Evaluation.scores).selectinload(TaskScore.item_set))
+            .order_by(Evaluation.id)
+        )
+    )
+
+
+def is_held(checkpoint: Checkpoint) -> bool:
+    """Whether the checkpoint is held for review (a held checkpoint never becomes a baseline)."""
+    meta = checkpoint.meta or {}
+    return bool(meta.get("review_hold")) and not meta.get("review_released")
+
+
+def deep_dispatched(session: Session, checkpoint_ids: Iterable[int]) -> set[int]:
+    """The checkpoints among ``checkpoint_ids`` with a deep evaluation dispatched."""
+    ids = list(checkpoint_ids)
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Job.checkpoint_id).where(
+                Job.checkpoint_id.in_(ids), Job.kind == JobKind.deep_eval
+            )
+        )
+    )
+
+
+def earlier_in_run(session: Session, checkpoint: Checkpoint) -> list[Checkpoint]:
+    """The run's checkpoints decided before ``checkpoint`` would be, in step order."""
+    mine = order_key(checkpoint)
+    found = [
+        c
+        for c in session.scalars(select(Checkpoint).where(Checkpoint.run_id == checkpoint.run_id))
+        if c.id != checkpoint.id and order_key(c) < mine
+    ]
+    return sorted(found, key=order_key)
+
+
+def run_state(session: Session, checkpoint: Checkpoint, suite_hash: str | None) -> RunState | None:
+    """Where ``checkpoint`` stands in its run: the fold of ``RunState.after`` over the run's
+    earlier decided checkpoints (a deep evaluation dispatched makes one the baseline unless it
+    is held). None while an earlier checkpoint is still undecided: decide in step order."""
+    earlier = earlier_in_run(session, checkpoint)
+    if any(c.state not in (CheckpointState.decided, CheckpointState.failed) for c in earlier):
+        return None
+    decided = [c for c in earlier if c.state == CheckpointState.decided]
+    times = counted_evaluations(session, [c.id for c in decided], suite_hash)
+    deep = deep_dispatched(session, [c.id for c in decided])
+    state = RunState()
+    for c in decided:
+        evaluation = times.get(c.id)
+        at = evaluation.created_at if evaluation is not None else None
+        state = state.after(c.content_hash, at, c.id in deep, held=is_held(c))
+    return state
