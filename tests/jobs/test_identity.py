@@ -64,7 +64,7 @@ def test_new_weights_at_an_old_path_are_refused_by_the_queued_job_and_discovered
             reason = old.error or ""
             assert f"now holds {new_hash} (expected {old_hash})" in reason
             assert str(path) in reason and "run-a step 100" in reason
-            assert "the watcher's next scan records" in reason
+            assert "the watcher records" in reason and "at its next scan" in reason
 
         service.watcher.poll_once()  # the next scan
         assert service.wait_until_settled(timeout_s=300)

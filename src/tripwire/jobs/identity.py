@@ -134,8 +134,9 @@ def _refusal(
     seen += [f"{path} cannot be read ({type(exc).__name__}: {exc})" for path, exc in unreadable]
     replaced = [str(check.path) for check in checks if check.found_hash is not None]
     after = (
-        f" New weights at a watched path are a new checkpoint: the watcher's next scan records "
-        f"{', '.join(replaced)} as one, with its own proxy evaluation."
+        f" New weights at a watched path are a new checkpoint: the watcher records "
+        f"{', '.join(replaced)} under the new hash (at its next scan, if it has not yet), with "
+        "its own proxy evaluation."
         if replaced
         else ""
     )
