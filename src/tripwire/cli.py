@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from tripwire.errors import TripwireError
+from tripwire.errors import BrokerError, StoreError, TripwireError
 from tripwire.offline import enforce_offline
-from tripwire.settings import Settings
+from tripwire.settings import Settings, shown_url
 
 enforce_offline()
 
@@ -37,6 +39,60 @@ err = Console(stderr=True)
 def _fail(exc: TripwireError) -> typer.Exit:
     err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code=2)
+
+
+P = ParamSpec("P")
+
+
+def _services_in_one_line(command: Callable[P, None]) -> Callable[P, None]:
+    """An unreachable database or broker ends the command with one line naming the setting
+    and the host (never a password) and a non-zero exit, instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except Exception as exc:
+            unreachable = _unreachable(exc)
+            if unreachable is None:
+                raise
+            raise _fail(unreachable) from None
+
+    return wrapper
+
+
+def _unreachable(exc: Exception) -> TripwireError | None:
+    """``exc`` as a one-line error if it says the database or the broker cannot be reached."""
+    import kombu.exceptions
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    settings = Settings()
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        url = settings.resolved_database_url()
+        detail = _redacted(str(exc.orig or exc).strip().splitlines()[0], url)
+        return StoreError(
+            f"cannot reach the database at {shown_url(url)} (TRIPWIRE_DATABASE_URL): {detail}"
+        )
+    broker_errors = (
+        kombu.exceptions.OperationalError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+    )
+    if isinstance(exc, broker_errors) and settings.broker_url:
+        detail = _redacted(str(exc).strip().splitlines()[0], settings.broker_url)
+        return BrokerError(
+            f"cannot reach the broker at {shown_url(settings.broker_url)} "
+            f"(TRIPWIRE_BROKER_URL): {detail}"
+        )
+    return None
+
+
+def _redacted(message: str, url: str) -> str:
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    return message.replace(password, "***") if password else message
 
 
 def _settings(policy: Path | None = None) -> Settings:
@@ -110,6 +166,7 @@ class _null:
 
 
 @app.command()
+@_services_in_one_line
 def watch(
     directory: Annotated[list[Path], typer.Argument(help="Folders where checkpoints land.")],
     policy: Annotated[
@@ -122,7 +179,7 @@ def watch(
 
     settings = _settings(policy)
     try:
-        service = Service(settings, directory)
+        service = Service(settings, directory)  # refuses an unreachable broker at once
     except TripwireError as exc:
         raise _fail(exc) from None
     stop = threading.Event()
@@ -144,6 +201,7 @@ def watch(
 
 
 @app.command()
+@_services_in_one_line
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "proxy,deep,control",
     gpus: Annotated[
@@ -196,25 +254,47 @@ def worker(
             specs = plan_workers(gpus, queue_list, cpu_workers, loglevel)
         except ValueError as exc:
             raise _fail(TripwireError(str(exc))) from None
+        _check_services(settings)
         for spec in specs:
             console.print(
                 f"worker {spec.name}: {'GPU ' + spec.gpu if spec.gpu else 'CPU'}, "
                 f"queues {','.join(spec.queues)}"
             )
         raise typer.Exit(code=Supervisor(specs, shutdown_grace_s=shutdown_grace_s).run())
+    _check_services(settings)
     from tripwire.jobs import tasks
 
     tasks.configure(settings.broker_url, settings)
     tasks.start_worker(queues=queue_list, concurrency=concurrency, pool=pool, loglevel=loglevel)
 
 
+def _check_services(settings: Settings) -> None:
+    """Fail in one line now if the broker or the database does not answer, rather than start
+    workers that would only log connection errors."""
+    from tripwire.jobs.celery_config import check_broker
+    from tripwire.store.db import make_engine
+
+    try:
+        check_broker(str(settings.broker_url))
+    except TripwireError as exc:
+        raise _fail(exc) from None
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
 @app.command()
+@_services_in_one_line
 def status() -> None:
     """Runs, checkpoints and their state."""
     _print_status(_settings())
 
 
 @app.command()
+@_services_in_one_line
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = (
         "127.0.0.1"
@@ -240,6 +320,7 @@ def _print_status(settings: Settings) -> None:
 
 
 @app.command()
+@_services_in_one_line
 def report(
     out: Annotated[Path | None, typer.Option(help="Folder; default TRIPWIRE_REPORT_DIR.")] = None,
 ) -> None:
@@ -345,6 +426,7 @@ def policy_check(
 
 
 @app.command()
+@_services_in_one_line
 def backtest(
     policy: Annotated[Path, typer.Option(help="Policy file to replay.")],
     run: Annotated[str | None, typer.Option(help="Only this run.")] = None,
@@ -370,6 +452,7 @@ def backtest(
 
 
 @audit_app.command("verify")
+@_services_in_one_line
 def audit_verify(
     head: Annotated[
         str | None, typer.Option(help="A head hash printed earlier: fail if it is gone.")
@@ -399,6 +482,7 @@ def audit_verify(
 
 
 @db_app.command("upgrade")
+@_services_in_one_line
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
 ) -> None:
@@ -412,6 +496,7 @@ def db_upgrade(
 
 
 @db_app.command("current")
+@_services_in_one_line
 def db_current() -> None:
     """Print the database's schema revision and the latest one."""
     from tripwire.store.db import make_engine

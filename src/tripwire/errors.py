@@ -6,12 +6,17 @@ The CLI prints these in one or two lines, without a traceback, and exits non-zer
     TripwireError
     ├── ConfigError            a suite, policy or settings file is invalid (file, field, value)
     │   ├── SuiteError
+    │   │   └── SuiteChangedError      a suite's files changed after a job was created for it
     │   └── PolicyError
     ├── CheckpointError        a checkpoint cannot be read or is refused (path, reason)
-    │   └── UnsafeCheckpointError   pickle weights without allow_pickle, or a path outside the roots
+    │   ├── UnsafeCheckpointError   pickle weights without allow_pickle, or a path outside the roots
+    │   └── CheckpointChangedError  no known location still holds the content a job was made for
     ├── EvaluationError        lm-eval failed on a checkpoint (task, reason)
-    ├── StoreError             the database is missing or in an unexpected state
+    ├── StoreError             the database is missing, unreachable or in an unexpected state
+    ├── BrokerError            the Celery broker (TRIPWIRE_BROKER_URL) cannot be reached
     └── JobError               a job cannot be claimed or run (job, reason)
+
+Which errors a job retries and which fail it at once: ``tripwire.failures``.
 """
 
 from __future__ import annotations
@@ -57,12 +62,33 @@ class UnsafeCheckpointError(CheckpointError):
     """A checkpoint was refused by a safety setting (pickle weights, path outside the roots)."""
 
 
+class CheckpointChangedError(CheckpointError):
+    """No known location of a checkpoint still holds the content its job was created for.
+
+    New weights written over an old path are a new checkpoint; scoring them as the old one
+    would attach the wrong scores to it. The reason names each location and what it holds now.
+    """
+
+
+class SuiteChangedError(SuiteError):
+    """A suite's files changed between the creation of a job and its run."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.problems = [reason]
+        Exception.__init__(self, f"{self.path}: {reason}")
+
+
 class EvaluationError(TripwireError):
     """lm-eval could not evaluate a checkpoint on a task."""
 
 
 class StoreError(TripwireError):
     """The database is missing, unreachable, or in an unexpected state."""
+
+
+class BrokerError(TripwireError):
+    """The Celery broker cannot be reached."""
 
 
 class JobError(TripwireError):

@@ -55,6 +55,9 @@ class Versions(BaseModel):
     transformers: str
     torch: str
     tripwire: str
+    batch_size: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    """lm-eval batch size the scores were computed at: the configured one, or smaller after an
+    out-of-memory retry (the runner halves it). Left out where unknown."""
 
 
 class SuiteResult(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,11 @@ class Settings(BaseSettings):
     """The reconciler re-sends a pending job that has not started this long after it was sent."""
     max_attempts: int = Field(default=3, ge=1)
     """Claims of a job before it is failed for good (stops kill-redeliver loops)."""
+    retry_backoff_s: float = Field(default=30.0, ge=0)
+    """Pause before retrying a job after a transient error (I/O, database, broker); doubled
+    at each further attempt."""
+    retry_backoff_max_s: float = Field(default=600.0, ge=0)
+    """Longest pause between two attempts; keep it well below ``visibility_timeout_s``."""
     visibility_timeout_s: float = Field(default=6 * 3600.0, gt=0)
     """Redis redelivers an unacknowledged task after this long; set above the longest
     evaluation. Every process on one Redis must use the same value (the shortest wins)."""
@@ -55,3 +61,12 @@ class Settings(BaseSettings):
 
     def resolved_report_dir(self) -> Path:
         return self.report_dir or self.home / "reports"
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its user name and password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.hostname is None:
+        return url.split("?", 1)[0]
+    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    return parts._replace(netloc=host, query="").geturl()

@@ -87,6 +87,9 @@ class LoadedSuite(BaseModel):
     path: Path
     include_dirs: list[Path]
     content_hash: str
+    file_hashes: dict[str, str] = Field(default_factory=dict)
+    """sha256 of each file the content hash covers, keyed by its path relative to the suite
+    file's folder: tells which file changed when a suite's hash does."""
 
     @property
     def name(self) -> str:
@@ -110,11 +113,28 @@ def load_suite(path: Path | str) -> LoadedSuite:
             )
         include_dirs.append(folder)
     digest = hashlib.sha256()
-    digest.update(path.read_bytes())
+    body = path.read_bytes()
+    digest.update(body)
+    file_hashes = {path.name: hashlib.sha256(body).hexdigest()}
     for folder in include_dirs:
         for file in _files_under(folder):
+            file_sha = hashlib.sha256(file.read_bytes())
             digest.update(str(file.relative_to(folder)).encode())
-            digest.update(hashlib.sha256(file.read_bytes()).digest())
+            digest.update(file_sha.digest())
+            file_hashes[_shown(file, path.parent)] = file_sha.hexdigest()
     return LoadedSuite(
-        suite=suite, path=path, include_dirs=include_dirs, content_hash=digest.hexdigest()
+        suite=suite,
+        path=path,
+        include_dirs=include_dirs,
+        content_hash=digest.hexdigest(),
+        file_hashes=file_hashes,
     )
+
+
+def suite_files(suite: LoadedSuite) -> list[Path]:
+    """Every file the suite's content hash covers: the suite file, then its include folders."""
+    return [suite.path, *(f for folder in suite.include_dirs for f in _files_under(folder))]
+
+
+def _shown(file: Path, base: Path) -> str:
+    return str(file.relative_to(base)) if file.is_relative_to(base) else str(file)

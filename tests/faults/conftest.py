@@ -50,6 +50,7 @@ TIMEOUTS = {
     "TRIPWIRE_HEARTBEAT_S": "1",
     "TRIPWIRE_RESEND_AFTER_S": "3",
     "TRIPWIRE_MAX_ATTEMPTS": "3",
+    "TRIPWIRE_RETRY_BACKOFF_S": "1",
 }
 
 
@@ -127,6 +128,7 @@ class Rig:
             heartbeat_s=float(TIMEOUTS["TRIPWIRE_HEARTBEAT_S"]),
             resend_after_s=float(TIMEOUTS["TRIPWIRE_RESEND_AFTER_S"]),
             max_attempts=int(TIMEOUTS["TRIPWIRE_MAX_ATTEMPTS"]),
+            retry_backoff_s=float(TIMEOUTS["TRIPWIRE_RETRY_BACKOFF_S"]),
         )
 
     def service(self) -> Service:

@@ -31,12 +31,16 @@ QUIET_S = 30.0
 
 
 def _save_tiny_gpt2(directory: Path, *, seed: int, max_shard_size: str | None = None) -> None:
+    """A tiny GPT-2 with its tokenizer (the demo's character tokenizer), as a trainer saves it."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from tripwire.demo.train import build_tokenizer
+
     torch.manual_seed(seed)
+    tokenizer = build_tokenizer()
     cfg = GPT2Config(
-        vocab_size=64,
+        vocab_size=len(tokenizer),
         n_positions=32,
         n_embd=16,
         n_layer=1,
@@ -49,6 +53,7 @@ def _save_tiny_gpt2(directory: Path, *, seed: int, max_shard_size: str | None = 
         model.save_pretrained(directory)
     else:
         model.save_pretrained(directory, max_shard_size=max_shard_size)
+    tokenizer.save_pretrained(directory)
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +70,8 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert (sharded / "model.safetensors.index.json").is_file() and len(shards) > 1
     # transformers 5 writes safetensors only; a pickle checkpoint is written the old way.
     pickle.mkdir()
-    shutil.copy(single / "config.json", pickle / "config.json")
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(single / name, pickle / name)
     from safetensors.torch import load_file
 
     torch.save(load_file(single / "model.safetensors"), pickle / "pytorch_model.bin")
@@ -350,6 +356,54 @@ def test_marker_without_config_or_weights_fails(
     assert expected in failure.reason
 
 
+def test_a_checkpoint_without_a_tokenizer_is_refused_naming_the_folder_and_the_files(
+    templates: dict[str, Path], root: Path, source: LocalDirectorySource
+) -> None:
+    ckpt = mark_ready(place(templates["single"], root / "run" / "step-1"))
+    (ckpt / "tokenizer.json").unlink()  # tokenizer_config.json alone holds no vocabulary
+
+    [failure] = source.scan().failed
+
+    assert failure.path == ckpt.resolve()
+    assert "no tokenizer although the ready marker READY is present" in failure.reason
+    assert "AutoTokenizer" in failure.reason
+    for name in ("tokenizer.json", "vocab.json with merges.txt", "tokenizer.model", "vocab.txt"):
+        assert name in failure.reason
+    assert str(ckpt.resolve()) in str(failure.as_error())
+
+
+@pytest.mark.parametrize(
+    "files",
+    [("vocab.json", "merges.txt"), ("tokenizer.model",), ("spiece.model",), ("vocab.txt",)],
+)
+def test_slow_tokenizer_vocabularies_count_as_a_tokenizer(
+    templates: dict[str, Path], root: Path, source: LocalDirectorySource, files: tuple[str, ...]
+) -> None:
+    ckpt = mark_ready(place(templates["single"], root / "step-1"))
+    (ckpt / "tokenizer.json").unlink()
+    for name in files:
+        (ckpt / name).write_text("x")
+
+    only_ready(source.scan())
+
+
+def test_a_complete_shard_index_waits_for_the_tokenizer_written_after_the_weights(
+    templates: dict[str, Path], root: Path, source: LocalDirectorySource
+) -> None:
+    """save_pretrained writes the tokenizer after the shards: not failed in between."""
+    now = time.time()
+    ckpt = place(templates["sharded"], root / "run" / "step-5", mtime_s=now)
+    tokenizer = (ckpt / "tokenizer.json").read_bytes()
+    (ckpt / "tokenizer.json").unlink()
+
+    result = source.scan(now=now + 1)
+    assert not result.ready and not result.failed
+    assert "quiet period" in result.pending[0].reason
+
+    (ckpt / "tokenizer.json").write_bytes(tokenizer)
+    only_ready(source.scan(now=now + 1))
+
+
 def test_pickle_only_checkpoint_is_refused_naming_the_setting_unless_allowed(
     templates: dict[str, Path], root: Path, source: LocalDirectorySource
 ) -> None:
@@ -414,7 +468,8 @@ def test_weights_symlinked_from_inside_the_root_are_accepted(
     ckpt = root / "step-1"
     ckpt.mkdir()
     shutil.copy(blobs / "config.json", ckpt / "config.json")
-    (ckpt / "model.safetensors").symlink_to(blobs / "model.safetensors")
+    for name in ("model.safetensors", "tokenizer.json"):  # as in the Hugging Face hub cache
+        (ckpt / name).symlink_to(blobs / name)
     mark_ready(ckpt)
 
     assert only_ready(source.scan()).path == ckpt.resolve()

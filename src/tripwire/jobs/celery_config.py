@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue  # type: ignore[attr-defined]
+from kombu import Connection, Queue  # type: ignore[attr-defined]
+
+from tripwire.errors import BrokerError
+from tripwire.settings import shown_url
 
 QUEUES = ("proxy", "deep", "control")
 """``proxy``: proxy evaluations (GPU). ``deep``: deep evaluations (GPU). ``control``: decisions
@@ -98,3 +101,25 @@ def worker_argv(
         "--without-gossip",
         "--without-mingle",
     ]
+
+
+BROKER_CHECK_TIMEOUT_S = 5.0
+"""How long ``check_broker`` waits for the broker to answer."""
+
+
+def check_broker(broker_url: str) -> None:
+    """Raise ``BrokerError`` (one line: the setting, the host, never a password) if the broker
+    does not answer. Nothing to check for the embedded ``memory://`` transport."""
+    if broker_url.startswith("memory://"):
+        return
+    try:
+        with Connection(broker_url) as connection:
+            connection.ensure_connection(
+                max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_CHECK_TIMEOUT_S
+            )
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else repr(exc)
+        raise BrokerError(
+            f"cannot reach the broker at {shown_url(broker_url)} (TRIPWIRE_BROKER_URL): "
+            f"{detail}; start it, or point TRIPWIRE_BROKER_URL at a running one"
+        ) from None

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from tripwire.policy.schema import LoadedPolicy, load_policy
 from tripwire.runner import Runner
 from tripwire.settings import Settings
+from tripwire.sources import HashCache
 from tripwire.store.db import Database
 from tripwire.store.models import JobKind
 
@@ -21,8 +24,13 @@ TASK_NAMES = {
     JobKind.report: "tripwire.report",
 }
 
-Sender = Callable[[str, int], None]
-"""Sends (task name, job id) to the broker."""
+
+class Sender(Protocol):
+    """Sends (task name, job id) to the broker; with ``eta``, to be run no earlier than then."""
+
+    def __call__(self, task_name: str, job_id: int, /, *, eta: datetime | None = None) -> None: ...
+
+
 QueueDepth = Callable[[str], int | None]
 """Messages waiting in a broker queue (None when the broker cannot say)."""
 
@@ -47,21 +55,37 @@ class Context:
     """Claims of a new job before it is failed for good."""
     queue_depth: QueueDepth | None = None
     """Lets the reconciler tell a lost message from one still waiting in its queue."""
+    hash_cache: HashCache = field(default_factory=HashCache.in_memory)
+    """File hashes, for a job to check that its checkpoint's content is still the same."""
+    retry_backoff_s: float = 30.0
+    """Pause before the first retry after a transient error; doubled at each further one."""
+    retry_backoff_max_s: float = 600.0
+    """Longest pause between two attempts."""
 
 
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def hash_cache_path(settings: Settings) -> Path:
+    """The file-hash cache that the watcher and the workers of one home share."""
+    return settings.home / "cache" / "hashes.sqlite"
+
+
 def context_from_settings(
-    settings: Settings, send: Sender, queue_depth: QueueDepth | None = None
+    settings: Settings,
+    send: Sender,
+    queue_depth: QueueDepth | None = None,
+    *,
+    runner: Runner | None = None,
 ) -> Context:
-    """A context from ``TRIPWIRE_*`` settings."""
+    """A context from ``TRIPWIRE_*`` settings; ``runner`` replaces the one they describe."""
     settings.home.mkdir(parents=True, exist_ok=True)
     return Context(
         db=Database(settings.resolved_database_url()),
         policy=load_policy(settings.policy),
-        runner=Runner(
+        runner=runner
+        or Runner(
             device=settings.device,
             batch_size=settings.batch_size,
             allow_pickle=settings.allow_pickle,
@@ -76,4 +100,7 @@ def context_from_settings(
         resend_after_s=settings.resend_after_s,
         max_attempts=settings.max_attempts,
         queue_depth=queue_depth,
+        hash_cache=HashCache(hash_cache_path(settings)),
+        retry_backoff_s=settings.retry_backoff_s,
+        retry_backoff_max_s=settings.retry_backoff_max_s,
     )

@@ -3,43 +3,39 @@
 Celery tasks (``tripwire.jobs.tasks``) and the embedded worker call ``run_job``; the database
 says what has been done. A job is claimed atomically with a lease, renewed by a heartbeat, and
 its results are written only while the lease is still held, in the same transaction that marks
-it done. A redelivered message for a done or live job returns at once.
+it done. A redelivered message for a done or live job returns at once. An evaluation first
+checks that its checkpoint and suite are still the content it was created for
+(``tripwire.jobs.identity``). A failed job is retried after a backoff or failed at once,
+as ``tripwire.failures`` classifies the error.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import traceback
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tripwire.decisions import decide_checkpoint
-from tripwire.errors import CheckpointError, ConfigError, EvaluationError, JobError
+from tripwire.errors import ConfigError, JobError
+from tripwire.failures import FailureKind, classify_failure
+from tripwire.jobs import identity, retry
 from tripwire.jobs.celery_config import TASK_ROUTES
 from tripwire.jobs.context import TASK_NAMES, Context
+from tripwire.jobs.lease import Heartbeat, LostLease, assert_owner
+from tripwire.results import SuiteResult
 from tripwire.sources import DiscoveredCheckpoint
 from tripwire.store import repo
 from tripwire.store.models import Checkpoint, CheckpointState, Job, JobKind, JobState, utcnow
-from tripwire.suites import load_suite
 
 log = logging.getLogger(__name__)
 
 
-class LostLease(JobError):
-    """Another worker took the job over (our lease expired); our results are discarded."""
-
-
 class Deferred(JobError):
     """The job cannot run yet (an earlier checkpoint is undecided); it stays pending."""
-
-
-PERMANENT_ERRORS = (CheckpointError, ConfigError, EvaluationError)
-"""Errors that another attempt cannot fix: the job fails at once with the reason."""
 
 
 # ---------------------------------------------------------------- sending
@@ -105,19 +101,26 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
     Returns (checkpoint id, whether the checkpoint is new). Safe to call any number of times.
     """
     suite = ctx.policy.proxy_suite
+    path = str(found.path)
     with ctx.db.session() as session:
         checkpoint, created = repo.record_checkpoint(
             session,
             content_hash=found.content_hash,
-            path=str(found.path),
+            path=path,
             run=found.run,
             step=found.step,
             stage=found.metadata.stage,
             parents=found.metadata.parents,
             tokens_seen=found.metadata.tokens_seen,
             training_flop=found.metadata.training_flop,
-            meta={"notes": found.metadata.notes, "total_bytes": found.total_bytes},
+            meta={
+                "notes": found.metadata.notes,
+                "total_bytes": found.total_bytes,
+                **identity.first_fingerprint(path, found.fingerprint),
+            },
         )
+        if not created:  # the same content at another path, or seen again at this one
+            identity.remember_location(session, checkpoint, path, found.fingerprint)
         job, new_job = repo.ensure_job(
             session,
             key=f"proxy:{found.content_hash}:{suite.content_hash}",
@@ -144,57 +147,24 @@ def record_failure(ctx: Context, path: Path, reason: str) -> None:
 # ---------------------------------------------------------------- running a job
 
 
-class _Heartbeat:
-    """Renews a job's lease in the background while it runs."""
-
-    def __init__(self, ctx: Context, job_id: int) -> None:
-        self.ctx, self.job_id = ctx, job_id
-        self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{job_id}")
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.ctx.heartbeat_s):
-            try:
-                with self.ctx.db.session() as session:
-                    held = repo.renew_lease(
-                        session, self.job_id, self.ctx.owner, self.ctx.lease_s, utcnow()
-                    )
-            except Exception:  # the database may be briefly unreachable; try again next beat
-                log.warning("heartbeat for job %s failed", self.job_id, exc_info=True)
-                continue
-            if not held:
-                self.lost.set()
-                return
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-def assert_owner(ctx: Context, session: Session, job_id: int) -> None:
-    """Inside the result-writing transaction: fail unless this worker still holds the lease."""
-    if not repo.renew_lease(session, job_id, ctx.owner, ctx.lease_s, utcnow()):
-        raise LostLease(f"job {job_id}: lease lost to another worker; result discarded")
-
-
 def run_job(ctx: Context, job_id: int) -> str:
-    """Claim and run one job. Returns what happened: done, skipped, deferred, retry or failed."""
+    """Claim and run one job. Returns what happened: done, skipped, early, deferred, retry or
+    failed."""
     with ctx.db.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return "skipped"
+        due = retry.not_due(job, utcnow()) if job.state == JobState.pending else None
+        if due is not None:  # a duplicate message before the backoff ends: the one sent
+            # with the ETA (or the reconciler after it) runs the job
+            log.info("job %s: not due before %s; message dropped", job_id, due.isoformat())
+            return "early"
         if not repo.claim_job(session, job_id, ctx.owner, ctx.lease_s, utcnow()):
             return "skipped"
-        job = session.get(Job, job_id)
-        assert job is not None
         kind = job.kind
     handler = HANDLERS[kind]
     try:
-        with _Heartbeat(ctx, job_id):
+        with Heartbeat(ctx, job_id):
             follow_ups = handler(ctx, job_id)
     except Deferred:
         with ctx.db.session() as session:
@@ -203,20 +173,47 @@ def run_job(ctx: Context, job_id: int) -> str:
     except LostLease:
         log.warning("job %s: lease lost; another worker has it", job_id)
         return "skipped"
-    except PERMANENT_ERRORS as exc:
-        _fail(ctx, job_id, kind, str(exc))
-        return "failed"
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
-        with ctx.db.session() as session:
-            state = repo.release_job(session, job_id, ctx.owner, error)
-        if state == JobState.failed:
-            _fail(ctx, job_id, kind, f"gave up after the last attempt: {type(exc).__name__}: {exc}")
-            return "failed"
-        send_jobs(ctx, [job_id])
-        return "retry"
+        return _after_error(ctx, job_id, kind, exc)
     send_jobs(ctx, follow_ups)
     return "done"
+
+
+def _after_error(ctx: Context, job_id: int, kind: JobKind, exc: Exception) -> str:
+    """Fail the job at once (permanent error) or retry it after a backoff (the others)."""
+    failure = classify_failure(exc)
+    if failure.kind == FailureKind.permanent:
+        _fail(ctx, job_id, kind, failure.reason)
+        return "failed"
+    error = f"{failure.kind.value}: {failure.reason}"
+    if failure.kind == FailureKind.unexpected:
+        error += "\n" + traceback.format_exc(limit=8)
+    with ctx.db.session() as session:
+        state = repo.release_job(session, job_id, ctx.owner, error)
+        job = session.get(Job, job_id)
+        assert job is not None
+        attempts, max_attempts = job.attempts, job.max_attempts
+        if state == JobState.pending:
+            delay_s = retry.backoff_s(attempts, ctx.retry_backoff_s, ctx.retry_backoff_max_s)
+            due = utcnow() + timedelta(seconds=delay_s)
+            retry.mark_retry(job, due)
+    if state is None:  # the lease was lost meanwhile: the job is someone else's
+        return "skipped"
+    if state == JobState.failed:
+        _fail(ctx, job_id, kind, f"gave up after {attempts} attempts: {failure.reason}")
+        return "failed"
+    log.warning(
+        "job %s (%s): %s error on attempt %d of %d, retrying in %.0f s: %s",
+        job_id,
+        kind.value,
+        failure.kind.value,
+        attempts,
+        max_attempts,
+        delay_s,
+        failure.reason,
+    )
+    ctx.send(TASK_NAMES[kind], job_id, eta=due)
+    return "retry"
 
 
 def _fail(ctx: Context, job_id: int, kind: JobKind, reason: str) -> None:
@@ -265,28 +262,36 @@ def _waiting_decisions(session: Session, run_id: int) -> list[int]:
     )
 
 
-def _checkpoint_path(checkpoint: Checkpoint) -> Path:
-    """A location of the checkpoint that still exists (the first one otherwise)."""
-    for candidate in [checkpoint.path, *(loc.path for loc in checkpoint.locations)]:
-        if Path(candidate).is_dir():
-            return Path(candidate)
-    raise CheckpointError(checkpoint.path, "no longer exists at any known location")
+def _evaluate(ctx: Context, job_id: int) -> tuple[SuiteResult, Path]:
+    """Score the job's checkpoint on its suite, once both are checked to be what the job was
+    created for; returns the result and the folder it was scored from."""
+    with ctx.db.session() as session:
+        job = session.get(Job, job_id)
+        assert job is not None and job.suite_path is not None
+        subject = identity.subject_of(job)
+    known = [ctx.policy.proxy_suite, *ctx.policy.deep_suites.values()]
+    suite = identity.job_suite(subject, known)
+    location = identity.locate(subject, ctx.hash_cache)
+    result = ctx.runner.evaluate(location.path, suite)
+    identity.check_unchanged(subject, location, ctx.hash_cache)
+    return result, location.path
+
+
+def _note_source(job: Job, path: Path) -> None:
+    """Record in the job which folder its checkpoint was scored from."""
+    job.payload = {**(job.payload or {}), "scored_from": str(path)}
 
 
 # ---------------------------------------------------------------- handlers
 
 
 def _proxy_eval(ctx: Context, job_id: int) -> list[int]:
-    with ctx.db.session() as session:
-        job = session.get(Job, job_id)
-        assert job is not None and job.suite_path is not None
-        path = _checkpoint_path(job.checkpoint)
-        suite_path = Path(job.suite_path)
-    result = ctx.runner.evaluate(path, load_suite(suite_path))
+    result, path = _evaluate(ctx, job_id)
     with ctx.db.session() as session:
         assert_owner(ctx, session, job_id)
         job = session.get(Job, job_id)
         assert job is not None
+        _note_source(job, path)
         repo.save_evaluation(session, job.checkpoint, result, "proxy")
         repo.set_checkpoint_state(session, job.checkpoint_id, CheckpointState.evaluated)
         decide, _ = repo.ensure_job(
@@ -337,16 +342,12 @@ def _decide(ctx: Context, job_id: int) -> list[int]:
 
 
 def _deep_eval(ctx: Context, job_id: int) -> list[int]:
-    with ctx.db.session() as session:
-        job = session.get(Job, job_id)
-        assert job is not None and job.suite_path is not None
-        path = _checkpoint_path(job.checkpoint)
-        suite_path = Path(job.suite_path)
-    result = ctx.runner.evaluate(path, load_suite(suite_path))
+    result, path = _evaluate(ctx, job_id)
     with ctx.db.session() as session:
         assert_owner(ctx, session, job_id)
         job = session.get(Job, job_id)
         assert job is not None
+        _note_source(job, path)
         repo.save_evaluation(session, job.checkpoint, result, "deep")
         report, _ = repo.ensure_job(
             session,

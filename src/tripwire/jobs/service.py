@@ -16,8 +16,9 @@ from tripwire.jobs.context import Context, context_from_settings
 from tripwire.jobs.embedded import EmbeddedWorker
 from tripwire.jobs.pipeline import reconcile, unsettled_jobs
 from tripwire.jobs.watch import ScanSummary, Watcher
+from tripwire.runner import Runner
 from tripwire.settings import Settings
-from tripwire.sources import HashCache, LocalDirectorySource
+from tripwire.sources import LocalDirectorySource
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,20 @@ class Service:
         directories: Sequence[Path],
         *,
         console: Console | None = None,
+        runner: Runner | None = None,
     ) -> None:
+        """Raises ``BrokerError`` at once if the broker cannot be reached, and SQLAlchemy's
+        ``OperationalError`` if the database cannot. ``runner`` replaces the one the settings
+        describe (for the embedded worker)."""
         self.settings = settings
         self.embedded = not settings.broker_url
         tasks.configure(settings.broker_url or "memory://localhost/")
-        self.ctx: Context = context_from_settings(settings, tasks.send, tasks.queue_depth)
+        tasks.check_broker()
+        self.ctx: Context = context_from_settings(
+            settings, tasks.send, tasks.queue_depth, runner=runner
+        )
         tasks.set_context(self.ctx)
-        cache = HashCache(settings.home / "cache" / "hashes.sqlite")
+        cache = self.ctx.hash_cache  # the watcher's hashes serve the jobs' identity checks
         self.sources = [
             LocalDirectorySource(
                 d,
@@ -65,6 +73,7 @@ class Service:
         for source in self.sources:
             source.close()
         tasks.set_context(None)
+        self.ctx.hash_cache.close()
         self.ctx.db.dispose()
 
     def wait_until_settled(self, timeout_s: float = 3600.0, poll_s: float = 0.5) -> bool:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
 from kombu.exceptions import ChannelError
 
+from tripwire.failures import FailureKind, classify_failure
+from tripwire.jobs import celery_config
 from tripwire.jobs.celery_config import celery_settings, worker_argv
 from tripwire.jobs.context import Context, context_from_settings
 from tripwire.jobs.pipeline import run_job
@@ -53,9 +56,18 @@ def configure(broker_url: str, settings: Settings | None = None) -> None:
         amqp._producer_pool = None
 
 
-def send(task_name: str, job_id: int) -> None:
-    """The context's sender: one message per job, routed to its queue by task name."""
-    app.send_task(task_name, args=[job_id])
+def send(task_name: str, job_id: int, /, *, eta: datetime | None = None) -> None:
+    """The context's sender: one message per job, routed to its queue by task name.
+
+    With ``eta`` the worker that receives it holds it (unacknowledged) until then: the pause
+    before a retry. The job row says when it is due, so the reconciler never sends it earlier.
+    """
+    app.send_task(task_name, args=[job_id], eta=eta)
+
+
+def check_broker() -> None:
+    """Raise ``BrokerError`` in one line if the configured broker does not answer."""
+    celery_config.check_broker(str(app.conf.broker_url))
 
 
 def queue_depth(queue: str) -> int | None:
@@ -88,7 +100,16 @@ def get_context() -> Context:
 
 
 def _run(job_id: int) -> str:
-    outcome = run_job(get_context(), job_id)
+    try:
+        outcome = run_job(get_context(), job_id)
+    except Exception as exc:
+        failure = classify_failure(exc)
+        if failure.kind != FailureKind.transient:
+            raise
+        # The database (or broker) is unreachable, so nothing could be recorded: a claimed job's
+        # lease expires and the reconciler re-sends it; an unclaimed one is still pending.
+        log.warning("job %s: %s; the reconciler will send it again", job_id, failure.reason)
+        return "interrupted"
     log.info("job %s: %s", job_id, outcome)
     return outcome
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from tripwire.failures import FailureKind, classify_failure
 from tripwire.jobs.context import Context
 from tripwire.jobs.pipeline import ingest, reconcile, record_failure
 from tripwire.sources import LocalDirectorySource
@@ -76,8 +77,14 @@ class Watcher:
             started = time.monotonic()
             try:
                 summary = self.poll_once()
-            except Exception:  # e.g. the database briefly unreachable: try again next scan
-                log.exception("scan failed; retrying in %.1f s", self.scan_interval_s)
+            except Exception as exc:  # e.g. the database briefly unreachable: try again
+                failure = classify_failure(exc)
+                if failure.kind == FailureKind.transient:  # one line, not a traceback a scan
+                    log.warning(
+                        "scan failed (%s); retrying in %.1f s", failure.reason, self.scan_interval_s
+                    )
+                else:
+                    log.exception("scan failed; retrying in %.1f s", self.scan_interval_s)
             else:
                 if on_scan is not None:
                     on_scan(summary)

@@ -1,7 +1,14 @@
-"""Score a checkpoint on a suite with lm-eval."""
+"""Score a checkpoint on a suite with lm-eval.
+
+Out of memory during scoring (CUDA or CPU) is retried here, on the already loaded model, with
+lm-eval's batch size halved each time down to 1; the batch size the scores were computed at is
+recorded in ``SuiteResult.versions.batch_size``. A transient I/O or connection error is raised
+as it is, for the job to retry later; any other lm-eval failure becomes an ``EvaluationError``.
+"""
 
 from __future__ import annotations
 
+import gc
 import logging
 import tempfile
 import time
@@ -10,14 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from tripwire import __version__
 from tripwire.errors import CheckpointError, EvaluationError, SuiteError, UnsafeCheckpointError
+from tripwire.failures import is_out_of_memory, is_transient
 from tripwire.offline import enforce_offline
-from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions
+from tripwire.results import SuiteResult, TaskResult, Versions
+from tripwire.runner.extract import docs_of, select_items, task_result
 from tripwire.runner.task_files import materialize
 from tripwire.runner.task_index import BuiltinTaskIndex
+from tripwire.sources.layout import TOKENIZER_HELP, list_dir
 from tripwire.suites import LoadedSuite, SuiteTask
 
 log = logging.getLogger(__name__)
@@ -32,17 +40,21 @@ def check_checkpoint_files(path: Path, *, allow_pickle: bool) -> None:
     if not (path / "config.json").is_file():
         raise CheckpointError(path, "no config.json: not a Hugging Face checkpoint")
     names = [p.name for p in path.iterdir() if p.is_file()]
-    if any(n.endswith(".safetensors") for n in names):
-        return
-    if any(n.endswith(PICKLE_SUFFIXES) for n in names):
-        if allow_pickle:
-            return
-        raise UnsafeCheckpointError(
+    if not any(n.endswith(".safetensors") for n in names):
+        if not any(n.endswith(PICKLE_SUFFIXES) for n in names):
+            raise CheckpointError(path, "no weights (*.safetensors) found")
+        if not allow_pickle:
+            raise UnsafeCheckpointError(
+                path,
+                "weights are pickle files, which can run code when loaded; convert them to "
+                "safetensors, or set TRIPWIRE_ALLOW_PICKLE=1 if you trust their source",
+            )
+    if not list_dir(path).has_tokenizer():
+        raise CheckpointError(
             path,
-            "weights are pickle files, which can run code when loaded; convert them to "
-            "safetensors, or set TRIPWIRE_ALLOW_PICKLE=1 if you trust their source",
+            f"no tokenizer: AutoTokenizer needs {TOKENIZER_HELP} in the checkpoint folder; "
+            "save it there with tokenizer.save_pretrained(<folder>)",
         )
-    raise CheckpointError(path, "no weights (*.safetensors) found")
 
 
 def _lm_eval() -> Any:
@@ -54,14 +66,16 @@ def _lm_eval() -> Any:
     return lm_eval
 
 
-def _hflm_class(*, quiet: bool) -> Any:
-    """lm-eval's ``HFLM``, or a subclass that never draws progress bars (same scores)."""
-    from lm_eval.models.huggingface import HFLM
+def _hflm_class(base: Any, *, quiet: bool) -> Any:
+    """``base`` (default lm-eval's ``HFLM``), or a subclass that never draws progress bars."""
+    if base is None:
+        from lm_eval.models.huggingface import HFLM
 
+        base = HFLM
     if not quiet:
-        return HFLM
+        return base
 
-    class QuietHFLM(HFLM):  # type: ignore[misc]
+    class QuietHFLM(base):  # type: ignore[misc]
         def loglikelihood(self, requests: Any, disable_tqdm: bool = False) -> Any:
             return super().loglikelihood(requests, disable_tqdm=True)
 
@@ -85,13 +99,18 @@ class Runner:
         allow_pickle: bool = False,
         cache_dir: Path | None = None,
         progress: bool = True,
+        model_class: type[Any] | None = None,
     ) -> None:
         self.device = device
         self.batch_size = batch_size
+        """lm-eval's batch size to start with; halved on out-of-memory, down to 1."""
         self.allow_pickle = allow_pickle
         self.cache_dir = cache_dir
         self.progress = progress
         """lm-eval's per-request progress bars; off in workers, whose logs they would flood."""
+        self.model_class = model_class
+        """lm-eval's ``HFLM`` or a subclass of it (default ``HFLM``), constructed with the same
+        arguments; a subclass can change how the model is called (tests inject failures)."""
         self._builtin: BuiltinTaskIndex | None = None
 
     # ------------------------------------------------------------------ tasks
@@ -152,7 +171,7 @@ class Runner:
         """Load a checkpoint into an lm-eval ``HFLM``, safetensors only unless pickle is allowed."""
         check_checkpoint_files(checkpoint, allow_pickle=self.allow_pickle)
         _lm_eval()
-        model_class = _hflm_class(quiet=not self.progress)
+        model_class = _hflm_class(self.model_class, quiet=not self.progress)
         try:
             return model_class(
                 pretrained=str(checkpoint),
@@ -162,6 +181,14 @@ class Runner:
                 use_safetensors=not self.allow_pickle,
             )
         except Exception as exc:  # transformers raises many types for a bad checkpoint
+            if is_out_of_memory(exc):
+                raise EvaluationError(
+                    f"out of memory loading {checkpoint} on {self.device} "
+                    f"({type(exc).__name__}: {exc}); the model itself does not fit: evaluate "
+                    "it on a device with more memory"
+                ) from exc
+            if is_transient(exc):
+                raise  # an I/O or connection error: the job retries later
             raise CheckpointError(checkpoint, f"cannot load: {type(exc).__name__}: {exc}") from exc
 
     def evaluate(self, checkpoint: Path | str, suite: LoadedSuite) -> SuiteResult:
@@ -171,7 +198,6 @@ class Runner:
         t0 = time.perf_counter()
         tm, custom_names = self.task_manager(suite)
         lm = self.load_model(checkpoint)
-        lm_eval = _lm_eval()
         by_fewshot: dict[int | None, list[SuiteTask]] = defaultdict(list)
         for entry in suite.suite.tasks:
             by_fewshot[entry.num_fewshot].append(entry)
@@ -186,6 +212,8 @@ class Runner:
                 try:
                     loaded = tm.load([spec])
                 except Exception as exc:
+                    if is_transient(exc):
+                        raise
                     hint = (
                         ""
                         if entry.task in custom_names
@@ -202,160 +230,99 @@ class Runner:
                     objects.extend(loaded["tasks"].values())
                 leaves[entry.task] = list(loaded["tasks"])
                 for leaf, task in loaded["tasks"].items():
-                    chosen = _select(len(task.eval_docs), entry)
+                    chosen = select_items(len(task.eval_docs), entry)
                     if chosen is not None:
                         samples[leaf] = chosen
             if samples:
                 for entry in entries:
                     for leaf in leaves[entry.task]:
-                        samples.setdefault(leaf, list(range(len(_docs(objects, leaf)))))
-            try:
-                result = lm_eval.simple_evaluate(
-                    model=lm,
-                    tasks=objects,
-                    num_fewshot=num_fewshot,
-                    samples=samples or None,
-                    task_manager=tm,
-                    log_samples=True,
-                    bootstrap_iters=suite.suite.bootstrap_iters,
-                    random_seed=suite.suite.seed,
-                    numpy_random_seed=suite.suite.seed,
-                    torch_random_seed=suite.suite.seed,
-                    fewshot_random_seed=suite.suite.seed,
-                )
-            except Exception as exc:
-                raise EvaluationError(
-                    f"lm-eval failed on {checkpoint} for suite {suite.name}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+                        samples.setdefault(leaf, list(range(len(docs_of(objects, leaf)))))
+            result = self._score(
+                lm,
+                f"{checkpoint} for suite {suite.name}",
+                tasks=objects,
+                num_fewshot=num_fewshot,
+                samples=samples or None,
+                task_manager=tm,
+                log_samples=True,
+                bootstrap_iters=suite.suite.bootstrap_iters,
+                random_seed=suite.suite.seed,
+                numpy_random_seed=suite.suite.seed,
+                torch_random_seed=suite.suite.seed,
+                fewshot_random_seed=suite.suite.seed,
+            )
             raw = result
             for entry in entries:
-                tasks[entry.task] = _task_result(result, entry, leaves[entry.task], num_fewshot)
+                tasks[entry.task] = task_result(result, entry, leaves[entry.task], num_fewshot)
         return SuiteResult(
             suite_name=suite.name,
             suite_hash=suite.content_hash,
             model_path=str(checkpoint),
             tasks=tasks,
-            versions=_versions(raw),
+            versions=_versions(raw, batch_size=_batch_size(lm)),
             started_at=started,
             duration_s=time.perf_counter() - t0,
             seed=suite.suite.seed,
         )
 
-
-def _docs(objects: list[Any], leaf: str) -> list[Any]:
-    for obj in objects:
-        found = _find_task(obj, leaf)
-        if found is not None:
-            return list(found.eval_docs)
-    return []
-
-
-def _find_task(obj: Any, leaf: str) -> Any:
-    if getattr(obj, "task_name", None) == leaf:
-        return obj
-    get_all = getattr(obj, "get_all_tasks", None)
-    if get_all is not None:
-        for task in get_all():
-            if task.task_name == leaf:
-                return task
-    return None
-
-
-def _select(n_docs: int, entry: SuiteTask) -> list[int] | None:
-    """Item indices for a limit or a seeded subset; None for all items."""
-    if entry.limit is not None:
-        return list(range(min(entry.limit, n_docs)))
-    if entry.subset is not None:
-        size = min(entry.subset.size, n_docs)
-        rng = np.random.default_rng(entry.subset.seed)
-        return sorted(int(i) for i in rng.choice(n_docs, size=size, replace=False))
-    return None
-
-
-def _pick_metric(result: dict[str, Any], entry: SuiteTask, leaves: list[str]) -> tuple[str, bool]:
-    hib: dict[str, dict[str, bool]] = result.get("higher_is_better", {})
-    first_leaf = hib.get(leaves[0], {}) if leaves else {}
-    if entry.metric is not None:
-        if first_leaf and entry.metric not in first_leaf:
-            raise EvaluationError(
-                f"task {entry.task!r} has no metric {entry.metric!r}; it reports "
-                f"{', '.join(first_leaf)}"
+    def _score(self, lm: Any, what: str, **kwargs: Any) -> dict[str, Any]:
+        """``simple_evaluate`` on the loaded model, halving its batch size on out-of-memory."""
+        lm_eval = _lm_eval()
+        while True:
+            try:
+                result: dict[str, Any] = lm_eval.simple_evaluate(model=lm, **kwargs)
+                return result
+            except Exception as exc:
+                reason = self._out_of_memory(exc, lm, what)
+            # Out of the except block, so the traceback's frames (and their tensors) are freed.
+            size = _batch_size(lm)
+            smaller = max(size // 2, 1)
+            log.warning(
+                "out of memory on %s at batch size %d (%s); retrying at batch size %d",
+                what,
+                size,
+                reason,
+                smaller,
             )
-        return entry.metric, bool(first_leaf.get(entry.metric, True))
-    if not first_leaf:
-        raise EvaluationError(f"lm-eval reported no metrics for task {entry.task!r}")
-    metric = next(iter(first_leaf))
-    return metric, bool(first_leaf[metric])
+            _free_memory()
+            _set_batch_size(lm, smaller)
 
-
-def _pick_filter(scores: dict[str, Any], metric: str, entry: SuiteTask) -> str:
-    filters = [
-        k.split(",", 1)[1]
-        for k in scores
-        if k.startswith(f"{metric},") and not k.startswith(f"{metric}_stderr")
-    ]
-    if entry.filter is not None:
-        if entry.filter not in filters:
+    def _out_of_memory(self, exc: Exception, lm: Any, what: str) -> str:
+        """The first line of an out-of-memory error that a smaller batch may avoid; raises
+        anything else (and out-of-memory at batch size 1) as the job should see it."""
+        if is_transient(exc):
+            raise exc  # an I/O or connection error: the job retries later
+        if not is_out_of_memory(exc):
+            raise EvaluationError(f"lm-eval failed on {what}: {type(exc).__name__}: {exc}") from exc
+        if _batch_size(lm) <= 1:
             raise EvaluationError(
-                f"task {entry.task!r} has no filter {entry.filter!r} for {metric}; "
-                f"it has {', '.join(filters)}"
-            )
-        return entry.filter
-    if not filters:
-        raise EvaluationError(f"lm-eval reported no {metric!r} score for {entry.task!r}")
-    return filters[0]
+                f"out of memory on {what} at batch size 1 on {self.device} "
+                f"({type(exc).__name__}: {exc}); the batch was halved down from "
+                f"{self.batch_size} and still does not fit: evaluate it on a device with more "
+                "memory"
+            ) from exc
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
-def _task_result(
-    result: dict[str, Any], entry: SuiteTask, leaves: list[str], num_fewshot: int | None
-) -> TaskResult:
-    metric, higher_is_better = _pick_metric(result, entry, leaves)
-    doc_hashes: list[str] = []
-    values: list[float] = []
-    prefix = entry.task not in leaves or len(leaves) > 1
-    for leaf in leaves:
-        for sample in result["samples"].get(leaf, []):
-            if metric not in sample:
-                continue
-            key = f"{leaf}:{sample['doc_hash']}" if prefix else sample["doc_hash"]
-            doc_hashes.append(key)
-            values.append(float(sample[metric]))
-    scores = result["results"].get(entry.task)
-    if scores is None and len(leaves) == 1:
-        scores = result["results"].get(leaves[0])
-    if scores is not None:
-        filter_key = _pick_filter(scores, metric, entry)
-        score = float(scores[f"{metric},{filter_key}"])
-        stderr_raw = scores.get(f"{metric}_stderr,{filter_key}")
-        stderr = float(stderr_raw) if isinstance(stderr_raw, int | float) else None
-        arr = np.asarray(values, dtype=float)
-        if stderr is None and arr.size > 1 and abs(float(arr.mean()) - score) < 1e-9:
-            # lm-eval skips every standard error when bootstrap_iters is 0, even a mean's
-            # closed form; this is that closed form (its ``mean_stderr``) over the same items.
-            stderr = float(arr.std(ddof=1) / np.sqrt(arr.size))
-    else:  # a tag: lm-eval reports no aggregate, so take the mean over all its items
-        filter_key = entry.filter or "none"
-        arr = np.asarray(values, dtype=float)
-        score = float(arr.mean()) if arr.size else float("nan")
-        stderr = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
-    n_shot = result.get("n-shot", {}).get(leaves[0], num_fewshot or 0) if leaves else 0
-    version = result.get("versions", {}).get(entry.task)
-    return TaskResult(
-        task=entry.task,
-        metric=metric,
-        filter=filter_key,
-        score=score,
-        stderr=stderr,
-        n_items=len(values),
-        num_fewshot=int(n_shot or 0),
-        higher_is_better=higher_is_better,
-        task_version=None if version is None else str(version),
-        items=ItemOutcomes(doc_hashes=doc_hashes, values=values),
-    )
+def _batch_size(lm: Any) -> int:
+    return int(lm.batch_size)
 
 
-def _versions(result: dict[str, Any]) -> Versions:
+def _set_batch_size(lm: Any, size: int) -> None:
+    # HFLM keeps its (fixed) batch size here and reads it at every loglikelihood and
+    # generate_until call (lm-eval 0.4); the loaded weights stay where they are.
+    lm.batch_size_per_gpu = size
+
+
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _versions(result: dict[str, Any], *, batch_size: int) -> Versions:
     import torch
     import transformers
 
@@ -364,4 +331,5 @@ def _versions(result: dict[str, Any]) -> Versions:
         transformers=str(transformers.__version__),
         torch=str(torch.__version__),
         tripwire=__version__,
+        batch_size=batch_size,
     )

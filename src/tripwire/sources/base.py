@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from tripwire.errors import CheckpointError, UnsafeCheckpointError
+from tripwire.sources.identity import Fingerprint
 from tripwire.sources.metadata import CONTENT_HASH_PATTERN, CheckpointMetadata
 
 
@@ -35,6 +36,9 @@ class DiscoveredCheckpoint(BaseModel):
     total_bytes: int
     """Size of the weight files together."""
     format: Literal["safetensors", "pickle"]
+    fingerprint: Fingerprint | None = None
+    """Size, mtime and inode of each hashed file when it was hashed: a job compares it with
+    the folder's to tell cheaply that the content is unchanged."""
 
 
 class PendingCheckpoint(BaseModel):

@@ -3,8 +3,10 @@
 Completeness comes first, so a half-written checkpoint is pending and never failed for being
 incomplete. In order, a directory is complete when (1) a ready marker is present, (2) its
 ``model.safetensors.index.json`` lists only shards that are present with whole headers, and
-``config.json`` is there, or (3) nothing in it changed for the quiet period. Only a complete
-directory is validated, and only a valid one is hashed.
+``config.json`` and a tokenizer are there, or (3) nothing in it changed for the quiet period.
+Only a complete directory is validated, and only a valid one is hashed. A valid checkpoint has
+``config.json``, weights and a tokenizer that ``AutoTokenizer`` can load: lm-eval cannot score
+a model without one.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ from tripwire.sources.base import (
     Outcome,
     PendingCheckpoint,
 )
-from tripwire.sources.hashing import FileChangedError, HashCache, content_hash
-from tripwire.sources.layout import CONFIG_NAME, INDEX_NAME, SIDECAR_NAME, DirListing, list_dir
+from tripwire.sources.hashing import FileChangedError, HashCache
+from tripwire.sources.identity import Fingerprint, hash_listing
+from tripwire.sources.layout import (
+    CONFIG_NAME,
+    INDEX_NAME,
+    SIDECAR_NAME,
+    TOKENIZER_HELP,
+    DirListing,
+    list_dir,
+)
 from tripwire.sources.metadata import (
     CheckpointMetadata,
     load_sidecar,
@@ -104,8 +114,8 @@ def _why_incomplete(listing: DirListing, rules: Rules, now: float) -> str | None
                     f"shard index lists {len(shards)} shards, {len(shards) - len(missing)} "
                     f"present (missing: {shown}; unchanged for {max(age_s, 0.0):.1f} s)"
                 )
-            if CONFIG_NAME in files and _all_whole(listing, shards):
-                return None
+            if CONFIG_NAME in files and listing.has_tokenizer() and _all_whole(listing, shards):
+                return None  # save_pretrained writes the tokenizer after the weights
     if listing.dangling_links:
         return f"{listing.dangling_links[0]} is a symlink to a file that does not exist yet"
     in_progress = listing.in_progress_files()
@@ -163,13 +173,21 @@ def _validate(
         raise CheckpointError(
             directory, f"no weights (*.safetensors){why}; expected model.safetensors or shards"
         )
+    if not listing.has_tokenizer():
+        why = f" although the ready marker {marker} is present" if marker else ""
+        raise CheckpointError(
+            directory,
+            f"no tokenizer{why}: lm-eval loads it with AutoTokenizer from the checkpoint folder, "
+            f"which needs {TOKENIZER_HELP}; save it beside the weights with "
+            "tokenizer.save_pretrained(<folder>)",
+        )
     meta = load_sidecar(files[SIDECAR_NAME].path) if SIDECAR_NAME in files else CheckpointMetadata()
     run = meta.run if meta.run is not None else run_from_path(directory, rules.root)
     step = meta.step if meta.step is not None else step_from_name(directory.name)
-    hashed = [(name, cache.hash_file(files[name].path)) for name in [*weights, CONFIG_NAME]]
     return DiscoveredCheckpoint(
         path=directory,
-        content_hash=content_hash(hashed),
+        content_hash=hash_listing(listing, cache),
+        fingerprint=Fingerprint.of(listing),
         run=run,
         step=step,
         metadata=meta.model_copy(update={"run": run, "step": step}),

@@ -25,6 +25,23 @@ TRAINER_STATE_PATTERNS = ("optimizer*.pt", "scheduler*.pt", "scaler*.pt", "rng_s
 IN_PROGRESS_SUFFIXES = (".tmp", ".incomplete", ".part", ".partial")
 """A file or folder with one of these suffixes is still being written."""
 
+TOKENIZER_FILE_SETS = (
+    ("tokenizer.json",),
+    ("vocab.json", "merges.txt"),
+    ("tokenizer.model",),
+    ("spiece.model",),
+    ("sentencepiece.bpe.model",),
+    ("vocab.txt",),
+)
+"""File sets from which transformers' ``AutoTokenizer`` can build a tokenizer offline, without
+remote code: a fast tokenizer (``tokenizer.json``), a BPE vocabulary with its merges (GPT-2,
+RoBERTa), a sentencepiece model (Llama, Mistral, T5, XLM-R) or a WordPiece vocabulary (BERT).
+``tokenizer_config.json`` names the class and special tokens, but holds no vocabulary."""
+TOKENIZER_HELP = (
+    "tokenizer.json, or vocab.json with merges.txt, or a sentencepiece model (tokenizer.model, "
+    "spiece.model, sentencepiece.bpe.model), or vocab.txt"
+)
+
 
 def is_skipped_dir(name: str) -> bool:
     """Hidden folders and in-progress writes (``.tmp*``, ``*.tmp``, ``*.incomplete``)."""
@@ -53,6 +70,10 @@ class FileEntry:
     size_bytes: int
     mtime_s: float
     is_symlink: bool
+    mtime_ns: int = 0
+    """Modification time in nanoseconds (of the target, for a symlink)."""
+    inode: int = 0
+    """Inode number (of the target, for a symlink)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,19 @@ class DirListing:
 
     def pickle_files(self) -> list[str]:
         return sorted(n for n in self.files if is_pickle_weights(n))
+
+    def weight_files(self) -> list[str]:
+        """The weights: the safetensors files, or the pickle files when there are none."""
+        return self.safetensors_files() or self.pickle_files()
+
+    def identity_files(self) -> list[str]:
+        """The files whose contents make the checkpoint's content hash: weights and config."""
+        weights = self.weight_files()
+        return [*weights, CONFIG_NAME] if weights and CONFIG_NAME in self.files else weights
+
+    def has_tokenizer(self) -> bool:
+        """Whether one of ``TOKENIZER_FILE_SETS`` is complete here."""
+        return any(all(n in self.files for n in names) for names in TOKENIZER_FILE_SETS)
 
     def in_progress_files(self) -> list[str]:
         return sorted(n for n in self.files if n.endswith(IN_PROGRESS_SUFFIXES))
@@ -106,7 +140,9 @@ def list_dir(directory: Path) -> DirListing:
             if not stat.S_ISREG(st.st_mode):
                 continue
             path = Path(entry.path).resolve() if link else Path(entry.path)
-            files[entry.name] = FileEntry(entry.name, path, st.st_size, st.st_mtime, link)
+            files[entry.name] = FileEntry(
+                entry.name, path, st.st_size, st.st_mtime, link, st.st_mtime_ns, st.st_ino
+            )
     return DirListing(directory, directory.stat().st_mtime, files, sorted(dangling))
 
 

@@ -1,0 +1,127 @@
+"""Read lm-eval's result dictionary into typed task results, item by item.
+
+Pure functions over the dictionary ``simple_evaluate`` returns (and the task objects it ran);
+they never import lm-eval.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tripwire.errors import EvaluationError
+from tripwire.results import ItemOutcomes, TaskResult
+from tripwire.suites import SuiteTask
+
+
+def docs_of(objects: list[Any], leaf: str) -> list[Any]:
+    for obj in objects:
+        found = _find_task(obj, leaf)
+        if found is not None:
+            return list(found.eval_docs)
+    return []
+
+
+def _find_task(obj: Any, leaf: str) -> Any:
+    if getattr(obj, "task_name", None) == leaf:
+        return obj
+    get_all = getattr(obj, "get_all_tasks", None)
+    if get_all is not None:
+        for task in get_all():
+            if task.task_name == leaf:
+                return task
+    return None
+
+
+def select_items(n_docs: int, entry: SuiteTask) -> list[int] | None:
+    """Item indices for a limit or a seeded subset; None for all items."""
+    if entry.limit is not None:
+        return list(range(min(entry.limit, n_docs)))
+    if entry.subset is not None:
+        size = min(entry.subset.size, n_docs)
+        rng = np.random.default_rng(entry.subset.seed)
+        return sorted(int(i) for i in rng.choice(n_docs, size=size, replace=False))
+    return None
+
+
+def _pick_metric(result: dict[str, Any], entry: SuiteTask, leaves: list[str]) -> tuple[str, bool]:
+    hib: dict[str, dict[str, bool]] = result.get("higher_is_better", {})
+    first_leaf = hib.get(leaves[0], {}) if leaves else {}
+    if entry.metric is not None:
+        if first_leaf and entry.metric not in first_leaf:
+            raise EvaluationError(
+                f"task {entry.task!r} has no metric {entry.metric!r}; it reports "
+                f"{', '.join(first_leaf)}"
+            )
+        return entry.metric, bool(first_leaf.get(entry.metric, True))
+    if not first_leaf:
+        raise EvaluationError(f"lm-eval reported no metrics for task {entry.task!r}")
+    metric = next(iter(first_leaf))
+    return metric, bool(first_leaf[metric])
+
+
+def _pick_filter(scores: dict[str, Any], metric: str, entry: SuiteTask) -> str:
+    filters = [
+        k.split(",", 1)[1]
+        for k in scores
+        if k.startswith(f"{metric},") and not k.startswith(f"{metric}_stderr")
+    ]
+    if entry.filter is not None:
+        if entry.filter not in filters:
+            raise EvaluationError(
+                f"task {entry.task!r} has no filter {entry.filter!r} for {metric}; "
+                f"it has {', '.join(filters)}"
+            )
+        return entry.filter
+    if not filters:
+        raise EvaluationError(f"lm-eval reported no {metric!r} score for {entry.task!r}")
+    return filters[0]
+
+
+def task_result(
+    result: dict[str, Any], entry: SuiteTask, leaves: list[str], num_fewshot: int | None
+) -> TaskResult:
+    metric, higher_is_better = _pick_metric(result, entry, leaves)
+    doc_hashes: list[str] = []
+    values: list[float] = []
+    prefix = entry.task not in leaves or len(leaves) > 1
+    for leaf in leaves:
+        for sample in result["samples"].get(leaf, []):
+            if metric not in sample:
+                continue
+            key = f"{leaf}:{sample['doc_hash']}" if prefix else sample["doc_hash"]
+            doc_hashes.append(key)
+            values.append(float(sample[metric]))
+    scores = result["results"].get(entry.task)
+    if scores is None and len(leaves) == 1:
+        scores = result["results"].get(leaves[0])
+    if scores is not None:
+        filter_key = _pick_filter(scores, metric, entry)
+        score = float(scores[f"{metric},{filter_key}"])
+        stderr_raw = scores.get(f"{metric}_stderr,{filter_key}")
+        stderr = float(stderr_raw) if isinstance(stderr_raw, int | float) else None
+        arr = np.asarray(values, dtype=float)
+        if stderr is None and arr.size > 1 and abs(float(arr.mean()) - score) < 1e-9:
+            # lm-eval skips every standard error when bootstrap_iters is 0, even a mean's
+            # closed form; this is that closed form (its ``mean_stderr``) over the same items.
+            stderr = float(arr.std(ddof=1) / np.sqrt(arr.size))
+    else:  # a tag: lm-eval reports no aggregate, so take the mean over all its items
+        filter_key = entry.filter or "none"
+        arr = np.asarray(values, dtype=float)
+        score = float(arr.mean()) if arr.size else float("nan")
+        stderr = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
+    n_shot = result.get("n-shot", {}).get(leaves[0], num_fewshot or 0) if leaves else 0
+    version = result.get("versions", {}).get(entry.task)
+    return TaskResult(
+        task=entry.task,
+        metric=metric,
+        filter=filter_key,
+        score=score,
+        stderr=stderr,
+        n_items=len(values),
+        num_fewshot=int(n_shot or 0),
+        higher_is_better=higher_is_better,
+        task_version=None if version is None else str(version),
+        items=ItemOutcomes(doc_hashes=doc_hashes, values=values),
+    )
