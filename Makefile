@@ -45,6 +45,7 @@ format: $(STAMP)
 bench: $(STAMP) services
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/policy.py
+	$(BIN)/python bench/validity.py
 	$(BIN)/python bench/dispatch.py
 
 clean:

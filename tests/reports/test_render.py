@@ -134,6 +134,7 @@ def _checkpoint(
         proxy_suite=SuiteRef(name="proxy-small", hash="e" * 64),
         proxy_scores=[] if state == "failed" else _score_rows(step, baseline_step),
         decisions=[_decision()] if decisions is None else decisions,
+        review_hold=any(d.verdict == "fired" and d.actions.review_hold for d in decisions or []),
         deep=[],
         jobs=[
             JobRow(
@@ -185,7 +186,7 @@ def run_report(run: str = "llama-7b-pretrain", steps: list[int | None] | None = 
                 report_href=checkpoint_href(step, _hash(key)),
             )
         )
-    return RunReport(generated_at=T0, run=run, policy=POLICY, points=points, tasks=TASKS)
+    return RunReport(generated_at=T0, run=run, policies=[POLICY], points=points, tasks=TASKS)
 
 
 def test_checkpoint_report_writes_json_html_and_markdown_in_the_run_directory(
@@ -207,7 +208,7 @@ def test_checkpoint_json_round_trips_through_the_model(tmp_path: Path) -> None:
     report = fired_checkpoint()
     paths = write_checkpoint_report(report, tmp_path)
     assert CheckpointReport.model_validate_json(paths["json"].read_text()) == report
-    assert json.loads(paths["json"].read_text())["schema_version"] == 1
+    assert json.loads(paths["json"].read_text())["schema_version"] == 2
 
 
 def test_run_json_round_trips_even_with_nan_scores(tmp_path: Path) -> None:
@@ -332,7 +333,7 @@ def test_chart_survives_one_point_missing_steps_and_nan_scores() -> None:
     assert svg.count('class="series"') == len(TASKS)
     assert "nan" not in svg.lower()
 
-    empty = RunReport(generated_at=T0, run="empty", policy=POLICY)
+    empty = RunReport(generated_at=T0, run="empty", policies=[POLICY])
     assert "No checkpoints yet." in str(trajectory_svg(empty))
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from tripwire.errors import TripwireError
 from tripwire.jobs.service import Service
+from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.settings import Settings
 from tripwire.store.models import Decision, Evaluation, Job, JobKind, Run
 
@@ -140,6 +141,8 @@ def _summary(service: Service, console: Console) -> None:
             deep = session.scalars(
                 select(Job).where(Job.checkpoint_id == cp.id, Job.kind == JobKind.deep_eval)
             ).all()
+            baseline = BASELINE_RULE_ID in fired
+            fired = [r for r in fired if r != BASELINE_RULE_ID]
             fired_total += bool(fired)
             deep_total += len(deep)
             cells = [
@@ -148,11 +151,11 @@ def _summary(service: Service, console: Console) -> None:
             table.add_row(
                 str(cp.step),
                 *cells,
-                "\n".join(fired) or "-",
+                "\n".join(fired) or ("(first baseline)" if baseline else "-"),
                 ", ".join(f"{j.state.value}" for j in deep) or "-",
             )
     console.print(table)
     console.print(
-        f"{len(rows)} checkpoints, {fired_total} fired a trigger, {deep_total} deep evaluations "
-        "dispatched"
+        f"{len(rows)} checkpoints, {fired_total} fired a trigger (besides the first, evaluated "
+        f"deeply as the run's baseline), {deep_total} deep evaluations dispatched"
     )

@@ -500,7 +500,7 @@ def evaluate_compute(rule: ComputeRule, ctx: Context) -> RuleVerdict:
 
 
 def evaluate_cadence(rule: CadenceRule, ctx: Context) -> RuleVerdict:
-    """Fires when the baseline's deep evaluation is at least ``every`` old."""
+    """Fires when the baseline was evaluated at least ``every`` before this checkpoint."""
     since = ctx.lineage.baseline_at
     days = rule.every.total_seconds() / 86400
     if since is None:
@@ -515,7 +515,7 @@ def evaluate_cadence(rule: CadenceRule, ctx: Context) -> RuleVerdict:
     return _verdict(
         rule,
         "fired" if fired else "not_fired",
-        f"{elapsed_days:.1f} days since the baseline's deep evaluation (step "
+        f"{elapsed_days:.1f} days since the baseline was evaluated (step "
         f"{ctx.baseline_step}) {verb} the cadence of {format_duration(rule.every)}",
         threshold=days,
         statistic=elapsed_days,

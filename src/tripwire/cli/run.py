@@ -1,0 +1,241 @@
+"""Commands that run the loop: ``eval``, ``watch``, ``worker``, ``serve``, ``status``."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from tripwire.cli.app import (
+    app,
+    console,
+    fail,
+    services_in_one_line,
+    settings_for,
+)
+from tripwire.errors import TripwireError
+from tripwire.settings import Settings
+
+if TYPE_CHECKING:
+    pass
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A Hugging Face checkpoint directory.")],
+    suite: Annotated[Path, typer.Option(help="Suite file (evals/*.yaml).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="torch device; default TRIPWIRE_DEVICE.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="lm-eval batch size.")] = None,
+) -> None:
+    """Score one checkpoint on a suite and print a table (or JSON)."""
+    from tripwire.runner import Runner
+    from tripwire.suites import load_suite
+
+    settings = settings_for()
+    try:
+        loaded = load_suite(suite)
+        runner = Runner(
+            device=device or settings.device,
+            batch_size=batch_size or loaded.suite.batch_size or settings.batch_size,
+            allow_pickle=settings.allow_pickle,
+            cache_dir=settings.home / "cache",
+        )
+        with (
+            console.status(f"scoring {checkpoint} on {loaded.name}", spinner="dots")
+            if not as_json
+            else _null()
+        ):
+            result = runner.evaluate(checkpoint, loaded)
+    except TripwireError as exc:
+        raise fail(exc) from None
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        return
+    table = Table(title=f"{loaded.name} on {checkpoint}")
+    for column in ("task", "metric", "score", "± stderr", "items", "shots"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for task in result.tasks.values():
+        stderr = f"{100 * task.stderr:.2f}" if task.stderr is not None else "-"
+        table.add_row(
+            task.task,
+            f"{task.metric} ({task.filter})",
+            f"{100 * task.score:.2f}",
+            stderr,
+            str(task.n_items),
+            str(task.num_fewshot),
+        )
+    console.print(table)
+    console.print(
+        f"suite {result.suite_hash[:12]} · lm-eval {result.versions.lm_eval} · "
+        f"transformers {result.versions.transformers} · torch {result.versions.torch} · "
+        f"{result.duration_s:.1f} s"
+    )
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+@app.command()
+@services_in_one_line
+def watch(
+    directory: Annotated[list[Path], typer.Argument(help="Folders where checkpoints land.")],
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy file; default TRIPWIRE_POLICY.")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Scan once, wait for the work, and exit.")] = False,
+) -> None:
+    """Discover checkpoints and process them until stopped (Ctrl-C)."""
+    from tripwire.jobs.service import Service
+
+    settings = settings_for(policy)
+    try:
+        service = Service(settings, directory)  # refuses an unreachable broker at once
+    except TripwireError as exc:
+        raise fail(exc) from None
+    stop = threading.Event()
+    with service:
+        if once:
+            service.watcher.poll_once()
+            service.wait_until_settled()
+        else:
+            console.print(
+                f"watching {', '.join(map(str, directory))} with policy "
+                f"{service.ctx.policy.name} ({service.ctx.policy.content_hash[:12]}); "
+                f"{'embedded worker' if service.embedded else 'broker ' + str(settings.broker_url)}"
+            )
+            try:
+                service.watcher.run(stop, on_scan=service.log_scan)
+            except KeyboardInterrupt:
+                stop.set()
+    _print_status(settings)
+
+
+@app.command()
+@services_in_one_line
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated queues.")] = "proxy,deep,control",
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="One worker process per GPU: device indices (0,1,...) or 'auto' (nvidia-smi). "
+            "Without GPUs, CPU workers."
+        ),
+    ] = None,
+    cpu_workers: Annotated[
+        int, typer.Option(min=1, help="CPU worker processes when there is no GPU.")
+    ] = 1,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Pool processes of a single worker (without --gpus).")
+    ] = 1,
+    pool: Annotated[str, typer.Option(help="Celery pool (without --gpus).")] = "prefork",
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+    shutdown_grace_s: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="On SIGTERM, how long running evaluations may finish before they are killed "
+            "(their jobs are then retried elsewhere). With --gpus or --cpu-workers.",
+        ),
+    ] = 60.0,
+) -> None:
+    """Run Celery workers on TRIPWIRE_BROKER_URL (Redis in production)."""
+    settings = settings_for()
+    if not settings.broker_url:
+        raise fail(
+            TripwireError(
+                "tripwire worker needs TRIPWIRE_BROKER_URL (e.g. redis://localhost:6379/0); "
+                "without a broker, `tripwire watch` runs its own embedded worker"
+            )
+        )
+    from tripwire.jobs.celery_config import QUEUES
+
+    queue_list = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(queue_list) - set(QUEUES)) or ([] if queue_list else ["(none)"])
+    if unknown:
+        raise fail(
+            TripwireError(
+                f"--queues: unknown queue {', '.join(unknown)}; allowed: {', '.join(QUEUES)}"
+            )
+        )
+    if gpus is not None or cpu_workers > 1:
+        from tripwire.jobs.workers import Supervisor, plan_workers
+
+        try:
+            specs = plan_workers(gpus, queue_list, cpu_workers, loglevel)
+        except ValueError as exc:
+            raise fail(TripwireError(str(exc))) from None
+        _check_services(settings)
+        for spec in specs:
+            console.print(
+                f"worker {spec.name}: {'GPU ' + spec.gpu if spec.gpu else 'CPU'}, "
+                f"queues {','.join(spec.queues)}"
+            )
+        raise typer.Exit(code=Supervisor(specs, shutdown_grace_s=shutdown_grace_s).run())
+    _check_services(settings)
+    from tripwire.jobs import tasks
+
+    tasks.configure(settings.broker_url, settings)
+    tasks.start_worker(queues=queue_list, concurrency=concurrency, pool=pool, loglevel=loglevel)
+
+
+def _check_services(settings: Settings) -> None:
+    """Fail in one line now if the broker or the database does not answer, rather than start
+    workers that would only log connection errors."""
+    from tripwire.jobs.celery_config import check_broker
+    from tripwire.store.db import make_engine
+
+    try:
+        check_broker(str(settings.broker_url))
+    except TripwireError as exc:
+        raise fail(exc) from None
+    engine = make_engine(settings.resolved_database_url())
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
+
+
+@app.command()
+@services_in_one_line
+def status() -> None:
+    """Runs, checkpoints and their state."""
+    _print_status(settings_for())
+
+
+@app.command()
+@services_in_one_line
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve /metrics (Prometheus), /healthz and the JSON API (/api/status, /docs)."""
+    import uvicorn
+
+    from tripwire.web.app import create_app
+
+    uvicorn.run(create_app(settings_for()), host=host, port=port, log_level="info")
+
+
+def _print_status(settings: Settings) -> None:
+    from tripwire.status import status_tables
+
+    try:
+        for table in status_tables(settings):
+            console.print(table)
+    except TripwireError as exc:
+        raise fail(exc) from None
