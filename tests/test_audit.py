@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
+from tests.helpers import binary_suite_result
 from tripwire.audit import AuditReport, verify_chain
 from tripwire.cli import app
 from tripwire.store import repo
 from tripwire.store.db import Database
-from tripwire.store.models import Decision
+from tripwire.store.models import Checkpoint, Decision
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -101,15 +102,71 @@ def test_a_removed_decision_is_found_at_the_next_record(database_url: str) -> No
     db.dispose()
 
 
-def test_removing_the_last_decisions_is_caught_by_an_anchored_head(database_url: str) -> None:
+def test_a_deleted_last_decision_is_caught_by_its_ledger_entry(database_url: str) -> None:
+    db = Database(database_url)
+    ids = _log(db)
+    with db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM decisions WHERE id = :id"), {"id": ids[-1]})
+    report = _verify(db)
+    assert report.broken is not None and report.broken.kind == "removed"
+    assert "the decision it records was deleted" in report.broken.message
+    db.dispose()
+
+
+def test_removing_the_last_entries_and_rows_is_caught_by_an_anchored_head(
+    database_url: str,
+) -> None:
     db = Database(database_url)
     ids = _log(db)
     head = _verify(db).head
     with db.engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM ledger WHERE kind = 'decision' AND ref_id = :id"), {"id": ids[-1]}
+        )
         conn.execute(text("DELETE FROM decisions WHERE id = :id"), {"id": ids[-1]})
     assert _verify(db).ok, "a shorter chain is consistent on its own"
     report = _verify(db, head)
     assert report.broken is not None and report.broken.kind == "head_missing"
+    db.dispose()
+
+
+def test_an_edited_task_score_and_an_unlogged_decision_are_found(database_url: str) -> None:
+    db = Database(database_url)
+    _log(db)
+    with db.session() as s:
+        cp = s.scalars(select(Checkpoint)).one()
+        result = binary_suite_result(30, 50, started_at=NOW)
+        evaluation = repo.save_evaluation(s, cp, result, "proxy")
+        evaluation_id = evaluation.id
+    assert _verify(db).ok and _verify(db).entries == 5
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE task_scores SET score = 0.9 WHERE evaluation_id = :id"),
+            {"id": evaluation_id},
+        )
+    report = _verify(db)
+    assert report.broken is not None and report.broken.kind == "altered"
+    assert report.broken.record == "evaluation"
+    assert "scores or item outcomes" in report.broken.message
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE task_scores SET score = 0.6 WHERE evaluation_id = :id"),
+            {"id": evaluation_id},
+        )
+    assert _verify(db).ok
+    with db.engine.begin() as conn:  # a decision inserted behind Tripwire's back
+        conn.execute(
+            text(
+                "INSERT INTO decisions (checkpoint_id, policy_name, policy_hash, rule_id, "
+                "rule_type, severity, verdict, explanation, inputs, actions, decided_at, "
+                "prev_hash, record_hash) SELECT checkpoint_id, policy_name, policy_hash, 'z', "
+                "rule_type, severity, 'fired', explanation, inputs, actions, decided_at, "
+                "record_hash, :forged FROM decisions ORDER BY id DESC LIMIT 1"
+            ),
+            {"forged": "f" * 64},
+        )
+    report = _verify(db)
+    assert report.broken is not None and report.broken.kind in ("altered", "unlogged")
     db.dispose()
 
 
@@ -123,7 +180,7 @@ def test_the_command_fails_and_names_the_record(
     runner = CliRunner()
     ok = runner.invoke(app, ["audit", "verify"])
     assert ok.exit_code == 0, ok.output
-    assert f"{len(ids)} records" in ok.output
+    assert f"{len(ids)} entries" in ok.output
     with db.engine.begin() as conn:
         conn.execute(text("UPDATE decisions SET verdict = 'fired' WHERE id = :id"), {"id": ids[0]})
     broken = runner.invoke(app, ["audit", "verify"])

@@ -53,7 +53,7 @@ def audit_verify(
         str | None, typer.Option(help="A head hash printed earlier: fail if it is gone.")
     ] = None,
 ) -> None:
-    """Recompute the decision log's hash chain; name the first altered or removed record."""
+    """Recompute the log's hash chains; name the first altered, removed or unlogged record."""
     from tripwire.audit import verify_chain
     from tripwire.store.db import Database
 
@@ -66,10 +66,14 @@ def audit_verify(
         raise fail(exc) from None
     if result.broken is not None:
         err.print(f"[bold red]broken:[/] {result.broken.message}", highlight=False, soft_wrap=True)
-        err.print(f"{result.checked} records verified before it", highlight=False)
+        err.print(
+            f"{result.entries} log entries and {result.checked} decisions verified before it",
+            highlight=False,
+        )
         raise typer.Exit(code=1)
     console.print(
-        f"decision log intact: {result.checked} records; head {result.head} "
+        f"log intact: {result.entries} entries (decisions, reviews, evaluations) and "
+        f"{result.checked} decisions' own chain; head {result.head} "
         "(keep it elsewhere and pass it back with --head to detect truncation)",
         highlight=False,
         soft_wrap=True,

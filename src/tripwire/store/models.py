@@ -243,7 +243,10 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     checkpoint: Mapped[Checkpoint] = relationship()
-    __table_args__ = (Index("ix_jobs_state", "state"),)
+    __table_args__ = (
+        Index("ix_jobs_state", "state"),
+        Index("ix_jobs_checkpoint", "checkpoint_id", "kind"),
+    )
 
 
 class LogLock(Base):
@@ -256,3 +259,112 @@ class LogLock(Base):
     __tablename__ = "log_lock"
     id: Mapped[int] = mapped_column(primary_key=True)
     counter: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Role(enum.StrEnum):
+    """What a token may do: read (``viewer``), act on reviews (``reviewer``), manage tokens
+    (``admin``, who may also review)."""
+
+    viewer = "viewer"
+    reviewer = "reviewer"
+    admin = "admin"
+
+
+class ApiToken(Base):
+    """A bearer token for the web app and API; only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    """Who holds it (a person or a pipeline); review actions are attributed to it."""
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=32))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """sha256 (hex) of the token; the token itself is shown once, when created."""
+    prefix: Mapped[str] = mapped_column(String(16))
+    """The token's first characters, to tell tokens apart in listings."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReviewAction(enum.StrEnum):
+    """What a reviewer did about a checkpoint (and the decision that called for it)."""
+
+    acknowledge = "acknowledge"
+    approve = "approve"
+    escalate = "escalate"
+    hold = "hold"
+    release = "release"
+
+
+class Review(Base):
+    """A person's action on a checkpoint, attributed to a token; append-only, in the ledger."""
+
+    __tablename__ = "reviews"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"))
+    decision_id: Mapped[int | None] = mapped_column(ForeignKey("decisions.id"))
+    """The decision the action answers, when it answers one."""
+    action: Mapped[ReviewAction] = mapped_column(Enum(ReviewAction, native_enum=False, length=32))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(255))
+    """The token's name."""
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    __table_args__ = (Index("ix_reviews_checkpoint", "checkpoint_id"),)
+
+
+class NotificationState(enum.StrEnum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"
+    """Given up after the last attempt; ``last_error`` says why."""
+
+
+class Notification(Base):
+    """An outbox row: one message to one channel, sent (with retries) by the outbox sender.
+
+    ``key`` identifies the message: inserting a second row with the same key is a no-op, and
+    receivers get it as an idempotency key, so a message sent twice (a crash between sending and
+    marking it sent) is recognised as one.
+    """
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    event: Mapped[str] = mapped_column(String(64))
+    """``rule_fired``, ``job_failed``, ``review_hold``, ``review_overdue``."""
+    channel: Mapped[str] = mapped_column(String(255))
+    """A channel name from the notification settings (``notify: [safety-team]``)."""
+    checkpoint_id: Mapped[int | None] = mapped_column(ForeignKey("checkpoints.id"))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[NotificationState] = mapped_column(
+        Enum(NotificationState, native_enum=False, length=32), default=NotificationState.pending
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    __table_args__ = (Index("ix_notifications_due", "state", "next_attempt_at"),)
+
+
+class LedgerEntry(Base):
+    """One link of the append-only, hash-chained log: a decision, a review or an evaluation.
+
+    ``body_hash`` is the sha256 of the referenced row's canonical fields
+    (``tripwire.store.ledger``), ``entry_hash`` chains it to the previous entry. ``audit
+    verify`` recomputes both, so an edited, deleted or unlogged row is found.
+    """
+
+    __tablename__ = "ledger"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    """``decision``, ``review`` or ``evaluation``."""
+    ref_id: Mapped[int] = mapped_column(Integer)
+    """The row's id in its table."""
+    body_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    __table_args__ = (UniqueConstraint("kind", "ref_id"),)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
@@ -12,6 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tripwire.results import SuiteResult
+from tripwire.store import ledger
+from tripwire.store.ledger import GENESIS_HASH, decision_fields
 from tripwire.store.models import (
     Checkpoint,
     CheckpointLocation,
@@ -28,8 +30,6 @@ from tripwire.store.models import (
     utcnow,
 )
 from tripwire.store.outcomes import get_or_create_item_set, pack_values
-
-GENESIS_HASH = "0" * 64
 
 
 def get_or_create_run(session: Session, name: str) -> Run:
@@ -161,6 +161,8 @@ def save_evaluation(
         )
     session.add(evaluation)
     session.flush()
+    lock_decision_log(session)
+    ledger.append(session, "evaluation", evaluation)
     return evaluation
 
 
@@ -175,40 +177,10 @@ def evaluation_for(session: Session, checkpoint_id: int, suite_hash: str) -> Eva
 # ---------------------------------------------------------------- decisions
 
 
-def _iso(moment: datetime | None) -> str | None:
-    """UTC ISO time without a zone suffix (the form the decision chain has always hashed)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat()
-
-
 def record_hash_of(prev_hash: str, fields: dict[str, Any]) -> str:
+    """A decision's own chain hash (the decisions table keeps its chain beside the ledger)."""
     body = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
-
-
-def decision_fields(decision: Decision) -> dict[str, Any]:
-    """The fields a decision's hash covers."""
-    return {
-        "checkpoint_id": decision.checkpoint_id,
-        "baseline_checkpoint_id": decision.baseline_checkpoint_id,
-        "policy_name": decision.policy_name,
-        "policy_hash": decision.policy_hash,
-        "rule_id": decision.rule_id,
-        "rule_type": decision.rule_type,
-        "severity": decision.severity,
-        "verdict": decision.verdict,
-        "statistic": decision.statistic,
-        "interval_low": decision.interval_low,
-        "interval_high": decision.interval_high,
-        "p_value": decision.p_value,
-        "explanation": decision.explanation,
-        "inputs": decision.inputs,
-        "actions": decision.actions,
-        "decided_at": _iso(decision.decided_at),
-    }
 
 
 def lock_decision_log(session: Session) -> None:
@@ -235,6 +207,7 @@ def append_decision(session: Session, decision: Decision) -> Decision:
     decision.record_hash = record_hash_of(decision.prev_hash, decision_fields(decision))
     session.add(decision)
     session.flush()
+    ledger.append(session, "decision", decision)
     return decision
 
 
