@@ -31,7 +31,7 @@ from tripwire.reports.svg import trajectory_svg
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("tripwire", "reports/templates"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
@@ -57,7 +57,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _render(template: str, **context: object) -> str:
-    return _environment().get_template(template).render(**context)
+    return environment().get_template(template).render(**context)
 
 
 def write_checkpoint_report(report: CheckpointReport, out_dir: Path) -> dict[str, Path]:

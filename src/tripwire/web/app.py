@@ -1,4 +1,4 @@
-"""``tripwire serve``: Prometheus metrics, a health check and a JSON status API.
+"""``tripwire serve``: the review web app, its JSON API, Prometheus metrics and a health check.
 
 Every request reads the database (the source of truth); the app keeps no state of its own, so
 any number of replicas can run behind a load balancer.
@@ -25,6 +25,7 @@ from tripwire.settings import Settings
 from tripwire.status import StatusSnapshot, status_snapshot
 from tripwire.store.db import Database, init_db
 from tripwire.store.models import utcnow
+from tripwire.web.pages import pages_router
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         summary="Capability triggers for AI-safety evaluations.",
         lifespan=lifespan,
     )
+
+    app.include_router(pages_router(db))
 
     @app.get("/metrics", response_class=Response, tags=["operations"])
     def metrics() -> Response:
