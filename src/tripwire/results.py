@@ -24,6 +24,12 @@ class ItemOutcomes(BaseModel):
     """lm-eval document hashes, in the order lm-eval iterated the documents."""
     values: list[float]
     """The task's primary metric for each item (1.0 / 0.0 for accuracy)."""
+    texts: list[tuple[str, str]] | None = None
+    """(prompt, target) of each item, as lm-eval built them (the prompt's last 1,500
+    characters): the same for every checkpoint scored with the same suite."""
+    answers: list[str] | None = None
+    """The checkpoint's answer to each item: the choice it ranked first, or its filtered
+    generation (300 characters at most)."""
 
 
 class TaskResult(BaseModel):

@@ -147,6 +147,18 @@ class ItemSet(Base):
     hashes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ItemTexts(Base):
+    """The prompts and targets of an item set under one task configuration, stored once
+    (zlib-compressed JSON, aligned to the item set) and shared by every evaluation that asked
+    them."""
+
+    __tablename__ = "item_texts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    n_items: Mapped[int] = mapped_column(Integer)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Evaluation(Base):
     """One suite scored on one checkpoint."""
 
@@ -186,8 +198,13 @@ class TaskScore(Base):
     item_set_id: Mapped[int] = mapped_column(ForeignKey("item_sets.id"))
     outcomes: Mapped[bytes] = mapped_column(LargeBinary)
     """float32 little-endian, aligned to the item set."""
+    texts_id: Mapped[int | None] = mapped_column(ForeignKey("item_texts.id"))
+    """The items' prompts and targets, when the runner kept them."""
+    answers: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The checkpoint's answer to each item (zlib-compressed JSON list), when kept."""
     evaluation: Mapped[Evaluation] = relationship(back_populates="scores")
     item_set: Mapped[ItemSet] = relationship()
+    texts: Mapped[ItemTexts | None] = relationship()
     __table_args__ = (UniqueConstraint("evaluation_id", "task"),)
 
 
