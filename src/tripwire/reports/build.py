@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from tripwire.decisions.inputs import is_held
 from tripwire.decisions.read import DecisionSet, StoredDecision, decision_sets, sets_by_checkpoint
 from tripwire.decisions.record import SubjectRecord
+from tripwire.policy.backtest import compute_trigger
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.reports.model import (
     ActionsRow,
@@ -29,6 +31,7 @@ from tripwire.reports.model import (
     DeepResult,
     JobRow,
     PolicyRef,
+    RuleBand,
     RunReport,
     ScoreRow,
     SuiteRef,
@@ -256,6 +259,8 @@ def run_report(session: Session, run_id: int, now: datetime | None = None) -> Ru
     points = []
     tasks: list[str] = []
     policies: list[PolicyRef] = []
+    bands: dict[tuple[str, str], RuleBand] = {}
+    factor: float | None = None
     for cp in checkpoints:
         found = sets.get(cp.id)
         live = found[0] if found else None
@@ -268,10 +273,14 @@ def run_report(session: Session, run_id: int, now: datetime | None = None) -> Ru
             ref = PolicyRef(name=live.policy_name, hash=live.policy_hash)
             if ref not in policies:
                 policies.append(ref)
+            for d in live.decisions:
+                factor = factor or _compute_factor(d.record.rule)
+                _collect_bands(d.record.rule, d.record.verdict.severity, bands)
         scores = {s.task: s.score for s in proxy.scores} if proxy else {}
         for task in scores:
             if task not in tasks:
                 tasks.append(task)
+        base = first.record.baseline if first else None
         points.append(
             TrajectoryPoint(
                 step=cp.step,
@@ -286,16 +295,85 @@ def run_report(session: Session, run_id: int, now: datetime | None = None) -> Ru
                 if any(d.record.verdict.severity == "critical" for d in fired)
                 else ("alert" if fired else None),
                 deep_evaluated=cp.id in deep_ids,
+                held=is_held(cp),
+                tokens_seen=cp.tokens_seen,
+                training_flop=cp.training_flop,
+                baseline_step=base.step if base else None,
+                baseline_scores={
+                    t: s.score
+                    for t, s in (base.scores if base else {}).items()
+                    if s.score is not None
+                },
                 report_href=checkpoint_href(cp.step, cp.content_hash),
             )
         )
+    factor = factor or 4.0
+    for point, fired_compute in zip(
+        points, compute_trigger([p.training_flop for p in points], factor), strict=True
+    ):
+        point.compute_rule_fired = fired_compute
+    expanded = [
+        b.model_copy(update={"task": t})
+        for b in bands.values()
+        for t in (tasks if b.task == "*" else [b.task])
+    ]
     return RunReport(
         generated_at=now or datetime.now(UTC),
         run=run.name,
         policies=policies,
         points=points,
         tasks=tasks,
+        bands=list({(b.rule_id, b.task): b for b in expanded}.values()),
+        compute_rule=f"every {factor:g}x training compute",
+        compute_factor=factor,
     )
+
+
+def _scores_of(subject: SubjectRecord | None) -> dict[str, float]:
+    if subject is None:
+        return {}
+    return {t: s.score for t, s in subject.scores.items() if s.score is not None}
+
+
+def _compute_factor(rule: dict[str, Any] | None) -> float | None:
+    """The growth factor of a compute rule in a recorded rule definition (nested too)."""
+    if not rule:
+        return None
+    if rule.get("type") == "compute" and rule.get("factor"):
+        return float(rule["factor"])
+    for child in rule.get("rules") or []:
+        found = _compute_factor(child)
+        if found:
+            return found
+    return None
+
+
+def _collect_bands(
+    rule: dict[str, Any] | None, severity: str, out: dict[tuple[str, str], RuleBand]
+) -> None:
+    """The delta and level rules (nested ones too) of a recorded rule definition."""
+    if not rule:
+        return
+    kind = rule.get("type")
+    sev = rule.get("severity", severity) if kind not in ("any", "all", "at_least") else severity
+    for child in rule.get("rules") or []:
+        _collect_bands(child, severity if kind in ("any", "all", "at_least") else sev, out)
+    if kind not in ("delta", "level"):
+        return
+    for task in rule.get("benchmarks") or []:
+        key = (str(rule.get("id")), str(task))
+        if key in out:
+            continue
+        out[key] = RuleBand(
+            rule_id=str(rule.get("id")),
+            task=str(task),
+            kind=kind,
+            severity="critical" if sev == "critical" else "alert",
+            threshold=rule.get("threshold"),
+            scale=str(rule.get("scale", "points")),
+            level=rule.get("level"),
+            critical_level=rule.get("critical_level"),
+        )
 
 
 def write_reports(session: Session, checkpoint_id: int, out_dir: Path) -> dict[str, Path]:

@@ -260,6 +260,18 @@ class TrajectoryPoint(_Model):
     """Highest severity among the fired rules; None when none fired."""
     deep_evaluated: bool = False
     """Whether a deep evaluation was dispatched for this checkpoint."""
+    held: bool = False
+    """Held for review now (it cannot become a baseline)."""
+    tokens_seen: int | None = None
+    training_flop: float | None = None
+    """Training compute to date (cumulative), in FLOP."""
+    compute_rule_fired: bool | None = None
+    """Whether an effective-compute rule (``RunReport.compute_rule``) would have called for a
+    deep evaluation here; None when the compute is unknown."""
+    baseline_step: int | None = None
+    """The step of the baseline the live decision compared this checkpoint with."""
+    baseline_scores: dict[str, float] = Field(default_factory=dict)
+    """That baseline's proxy scores, as a fraction, as the decision record holds them."""
     report_href: str
     """Link to the checkpoint's page, relative to the run page (see ``paths.checkpoint_href``)."""
 
@@ -271,6 +283,21 @@ class TrajectoryPoint(_Model):
                 f"report_href must be a relative link such as 'step-100-ab12.html', got {href!r}"
             )
         return href
+
+
+class RuleBand(_Model):
+    """A rule's threshold on one benchmark, drawn on the run's trajectory."""
+
+    rule_id: str
+    task: str
+    kind: Literal["delta", "level"]
+    severity: Severity
+    threshold: float | None = None
+    """``delta``: the rise above the baseline, in ``scale`` units."""
+    scale: str = "points"
+    level: float | None = None
+    """``level``: the alert level, in points."""
+    critical_level: float | None = None
 
 
 class RunReport(_Model):
@@ -286,3 +313,8 @@ class RunReport(_Model):
     """Checkpoints in training order."""
     tasks: list[str] = Field(default_factory=list)
     """Proxy tasks, in the order they are plotted and tabulated."""
+    bands: list[RuleBand] = Field(default_factory=list)
+    """Thresholds of the live policies' delta and level rules, per benchmark."""
+    compute_rule: str = "every 4x training compute"
+    """The effective-compute rule shown beside the capability triggers."""
+    compute_factor: float = 4.0

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import jinja2
 
-from tripwire.reports import views
+from tripwire.reports import panels, views
+from tripwire.reports.links import StaticLinks
 from tripwire.reports.model import CheckpointReport, RunReport
 from tripwire.reports.paths import (
     checkpoint_stem,
@@ -27,7 +28,6 @@ from tripwire.reports.paths import (
     short_hash,
     write_atomic,
 )
-from tripwire.reports.svg import trajectory_svg
 
 
 @cache
@@ -69,6 +69,7 @@ def write_checkpoint_report(report: CheckpointReport, out_dir: Path) -> dict[str
         "r": report,
         "banner": views.banner(report),
         "decisions": views.ordered_decisions(report),
+        "links": StaticLinks(),
     }
     write_atomic(paths["json"], report.model_dump_json(indent=2) + "\n")
     write_atomic(paths["html"], _render("checkpoint.html.j2", **context))
@@ -76,11 +77,21 @@ def write_checkpoint_report(report: CheckpointReport, out_dir: Path) -> dict[str
     return paths
 
 
+def run_charts(report: RunReport) -> dict[str, object]:
+    """The run page's chart context: one panel per benchmark on each axis the run knows."""
+    axes = [a for a in panels.AXES if panels.available(report, a)]
+    return {
+        "axes": [(a, panels.AXES[a]) for a in axes],
+        "missing_axes": [panels.AXES[a] for a in panels.AXES if a not in axes and a != "order"],
+        "panels": {a: [panels.panel(report, t, a) for t in report.tasks] for a in axes},
+        "legend": panels.legend(),
+    }
+
+
 def write_run_report(report: RunReport, out_dir: Path) -> Path:
     """Write a run's trajectory page (``index.html``) and its JSON; return the HTML path."""
     directory = run_dir(out_dir, report.run)
-    steps_known = all(p.step is not None for p in report.points)
-    html = _render("run.html.j2", r=report, chart=trajectory_svg(report), steps_known=steps_known)
+    html = _render("run.html.j2", r=report, links=StaticLinks(), **run_charts(report))
     write_atomic(directory / "index.json", report.model_dump_json(indent=2) + "\n")
     write_atomic(directory / "index.html", html)
     return directory / "index.html"
