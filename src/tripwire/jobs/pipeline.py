@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tripwire.decisions import decide_checkpoint
+from tripwire.decisions.levels import with_level_verdicts
 from tripwire.errors import ConfigError, JobError
 from tripwire.failures import FailureKind, classify_failure
 from tripwire.jobs import identity, retry
@@ -348,7 +349,7 @@ def _deep_eval(ctx: Context, job_id: int) -> list[int]:
         job = session.get(Job, job_id)
         assert job is not None
         _note_source(job, path)
-        repo.save_evaluation(session, job.checkpoint, result, "deep")
+        repo.save_evaluation(session, job.checkpoint, with_level_verdicts(result), "deep")
         report, _ = repo.ensure_job(
             session,
             key=f"report:{job.checkpoint.content_hash}:deep:{result.suite_hash}",

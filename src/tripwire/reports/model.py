@@ -50,6 +50,30 @@ class ScoreRow(_Model):
     """The baseline checkpoint's score on the same task, as a fraction; None without baseline."""
     delta_points: float | None = None
     """``score - baseline_score`` in points (x 100); None without baseline."""
+    alert_level: float | None = None
+    """Deep suites: the alert level the suite declares for the task, in points."""
+    critical_level: float | None = None
+    level_verdict: str | None = None
+    """``critical``, ``alert``, ``below`` or ``unresolved``, as judged when the result was
+    stored (one-sided 95% bounds against the levels)."""
+    change: ChangeRow | None = None
+    """Deep suites: the change since the run's previous deep evaluation of the same suite."""
+
+
+class ChangeRow(_Model):
+    """A paired (or unpaired) change between two stored evaluations of one task."""
+
+    estimate: float
+    """Points."""
+    low: float
+    """Lower bound of the two-sided 95% interval, in points."""
+    high: float
+    method: str
+    paired_items: int = 0
+    discordant: tuple[int, int] | None = None
+    """Items newly right and newly wrong."""
+    p_no_change: float | None = None
+    """Two-sided p-value against "no change" (exact McNemar mid-p for paired binary items)."""
 
 
 class ComparisonRow(_Model):
@@ -134,6 +158,14 @@ class DecisionRow(_Model):
     """Hash of this record in the hash-chained decision log."""
 
 
+class CheckpointRef(_Model):
+    """Another checkpoint a page links to."""
+
+    content_hash: str
+    step: int | None = None
+    run: str | None = None
+
+
 class DeepResult(_Model):
     """One deep suite run (or queued) on the checkpoint."""
 
@@ -144,6 +176,9 @@ class DeepResult(_Model):
     state: JobState
     error: str | None = None
     """Why the deep evaluation failed; None unless ``state`` is ``failed``."""
+    previous: CheckpointRef | None = None
+    """The run's previous checkpoint evaluated with the same deep suite (``scores[*].change``
+    is measured from it)."""
 
 
 class JobRow(_Model):
@@ -234,6 +269,9 @@ class CheckpointReport(_Model):
     """Decisions appended later under other policies; they dispatched only if they say so."""
     review_hold: bool = False
     """The checkpoint is held for review now (it cannot become a baseline)."""
+    previous: CheckpointRef | None = None
+    """The run's checkpoint before this one (by step)."""
+    next: CheckpointRef | None = None
     deep: list[DeepResult] = Field(default_factory=list)
     jobs: list[JobRow] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)
@@ -318,3 +356,6 @@ class RunReport(_Model):
     compute_rule: str = "every 4x training compute"
     """The effective-compute rule shown beside the capability triggers."""
     compute_factor: float = 4.0
+
+
+ScoreRow.model_rebuild()

@@ -15,12 +15,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from tripwire.reports import panels, views
 from tripwire.reports.links import StaticLinks
 from tripwire.reports.model import CheckpointReport, RunReport
+
+if TYPE_CHECKING:
+    from tripwire.reports.items import ItemsReport
+    from tripwire.reports.overview import AuditPage
 from tripwire.reports.paths import (
     checkpoint_stem,
     run_dir,
@@ -40,6 +45,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.globals["LEVEL_VERDICTS"] = views.LEVEL_VERDICTS
     env.filters.update(
         points=views.points,
         pm=views.plus_minus,
@@ -47,6 +53,7 @@ def environment() -> jinja2.Environment:
         number=views.number,
         p_value=views.p_value,
         alpha=views.alpha,
+        quantity=views.quantity,
         scientific=views.scientific,
         count=views.count,
         ts=views.timestamp,
@@ -108,4 +115,20 @@ def write_site_index(
     now = generated_at or datetime.now(UTC)
     path = out_dir.resolve() / "index.html"
     write_atomic(path, _render("site.html.j2", rows=rows, generated_at=now))
+    return path
+
+
+def write_items_report(report: ItemsReport, out_dir: Path) -> Path:
+    """Write the items page of a checkpoint against its baseline, beside its report."""
+    c = report.checkpoint
+    directory = run_dir(out_dir, c.run or "")
+    path = directory / f"{checkpoint_stem(c.step, c.content_hash)}-items.html"
+    write_atomic(path, _render("items.html.j2", r=report, links=StaticLinks()))
+    return path
+
+
+def write_audit_page(page: AuditPage, out_dir: Path) -> Path:
+    """Write ``audit.html`` (the log and its chain status) next to the site index."""
+    path = out_dir.resolve() / "audit.html"
+    write_atomic(path, _render("audit.html.j2", a=page, links=StaticLinks()))
     return path

@@ -128,6 +128,8 @@ def task_result(
         num_fewshot=int(n_shot or 0),
         higher_is_better=higher_is_better,
         task_version=None if version is None else str(version),
+        alert_level=entry.alert_level,
+        critical_level=entry.critical_level,
         items=ItemOutcomes(doc_hashes=doc_hashes, values=values, texts=texts, answers=answers),
     )
 

@@ -202,6 +202,11 @@ class TaskScore(Base):
     """The items' prompts and targets, when the runner kept them."""
     answers: Mapped[bytes | None] = mapped_column(LargeBinary)
     """The checkpoint's answer to each item (zlib-compressed JSON list), when kept."""
+    alert_level: Mapped[float | None] = mapped_column(Float)
+    """Deep suites: the task's alert level (points) as the suite declared it."""
+    critical_level: Mapped[float | None] = mapped_column(Float)
+    level_verdict: Mapped[str | None] = mapped_column(String(16))
+    """``critical``, ``alert``, ``below`` or ``unresolved`` (``tripwire.decisions.levels``)."""
     evaluation: Mapped[Evaluation] = relationship(back_populates="scores")
     item_set: Mapped[ItemSet] = relationship()
     texts: Mapped[ItemTexts | None] = relationship()

@@ -166,6 +166,9 @@ def save_evaluation(
                 outcomes=pack_values(task.items.values),
                 texts=get_or_create_texts(session, texts) if texts else None,
                 answers=pack_answers(answers) if answers else None,
+                alert_level=task.alert_level,
+                critical_level=task.critical_level,
+                level_verdict=task.level_verdict,
             )
         )
     session.add(evaluation)

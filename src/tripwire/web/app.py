@@ -25,6 +25,7 @@ from tripwire.settings import Settings
 from tripwire.status import StatusSnapshot, status_snapshot
 from tripwire.store.db import Database, init_db
 from tripwire.store.models import utcnow
+from tripwire.web.api import api_router
 from tripwire.web.pages import pages_router
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         lifespan=lifespan,
     )
 
+    app.include_router(api_router(db))
     app.include_router(pages_router(db))
 
     @app.get("/metrics", response_class=Response, tags=["operations"])

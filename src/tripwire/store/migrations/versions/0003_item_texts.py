@@ -1,4 +1,4 @@
-"""item texts and answers
+"""item texts, answers, and deep-suite levels
 
 Revision ID: 0003
 Revises: 0002
@@ -30,6 +30,9 @@ def upgrade() -> None:
     with op.batch_alter_table("task_scores", schema=None) as batch_op:
         batch_op.add_column(sa.Column("texts_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("answers", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("alert_level", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("critical_level", sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column("level_verdict", sa.String(length=16), nullable=True))
         batch_op.create_foreign_key("fk_task_scores_texts", "item_texts", ["texts_id"], ["id"])
 
 
@@ -37,6 +40,9 @@ def downgrade() -> None:
 
     with op.batch_alter_table("task_scores", schema=None) as batch_op:
         batch_op.drop_constraint("fk_task_scores_texts", type_="foreignkey")
+        batch_op.drop_column("level_verdict")
+        batch_op.drop_column("critical_level")
+        batch_op.drop_column("alert_level")
         batch_op.drop_column("answers")
         batch_op.drop_column("texts_id")
 
