@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     Enum,
@@ -98,7 +99,8 @@ class Checkpoint(Base):
     step: Mapped[int | None] = mapped_column(Integer)
     stage: Mapped[str] = mapped_column(String(64), default="pretrain")
     parents: Mapped[list[Any]] = mapped_column(default=list)
-    tokens_seen: Mapped[int | None] = mapped_column(Integer)
+    tokens_seen: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    """Tokens of training so far: trillions for a frontier run (a 64-bit column)."""
     training_flop: Mapped[float | None] = mapped_column(Float)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     path: Mapped[str] = mapped_column(Text)
