@@ -56,8 +56,9 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[str, int | None]:
     shown: list[str] = []
     for i, part in enumerate(loc):
         if isinstance(node, _LinedDict):
-            if i < len(loc) - 1 and node.get("type") == part:
-                continue  # a discriminated union's tag that is also a field name (level)
+            if node.get("type") == part and (i < len(loc) - 1 or part not in node):
+                continue  # a discriminated union's tag (also when it ends the path: an error
+                # of the whole tagged model), unless it is also a field name (level)
             if part in node:
                 line = node.lines.get(part, line)
                 node = node[part]

@@ -3,11 +3,11 @@ imported in the order ``tripwire --help`` lists them."""
 
 # isort: off
 from tripwire.cli.app import app
-from tripwire.cli import run, store, decide, demo
+from tripwire.cli import run, store, decide, demo, notify
 
 # isort: on
 
-__all__ = ["app", "decide", "demo", "run", "store"]
+__all__ = ["app", "decide", "demo", "notify", "run", "store"]
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -27,6 +27,7 @@ from tripwire.jobs import identity, retry
 from tripwire.jobs.celery_config import TASK_ROUTES
 from tripwire.jobs.context import TASK_NAMES, Context
 from tripwire.jobs.lease import Heartbeat, LostLease, assert_owner
+from tripwire.notify import producers as notify_producers
 from tripwire.results import SuiteResult
 from tripwire.sources import DiscoveredCheckpoint
 from tripwire.store import repo
@@ -70,6 +71,8 @@ def reconcile(ctx: Context, now: datetime | None = None) -> int:
     now = now or utcnow()
     with ctx.db.session() as session:
         exhausted = repo.expire_exhausted_jobs(session, now)
+        for job_id in exhausted:  # notifications (issue #8), in the failing transaction
+            notify_producers.job_failed(session, job_id, ctx.notify_failures)
     for job_id in exhausted:
         _after_failure(ctx, job_id)
     with ctx.db.session() as session:
@@ -221,6 +224,8 @@ def _fail(ctx: Context, job_id: int, kind: JobKind, reason: str) -> None:
     """Fail a job visibly; a failed proxy evaluation fails its checkpoint, and the run goes on."""
     with ctx.db.session() as session:
         repo.fail_job(session, job_id, reason)
+        # notifications (issue #8), in the failing transaction
+        notify_producers.job_failed(session, job_id, ctx.notify_failures, reason)
     log.error("job %s (%s) failed: %s", job_id, kind.value, reason)
     _after_failure(ctx, job_id)
 
