@@ -166,5 +166,5 @@ def test_a_watcher_with_a_bad_channels_file_does_not_start(tmp_path: Path) -> No
 
     path = write_config(tmp_path, "channels:\n  ops:\n    type: sms\n")
     settings = Settings(_env_file=None, home=tmp_path / "home", notify_config=path)
-    with pytest.raises(NotifyConfigError, match="line 2: channels.ops:"):
+    with pytest.raises(NotifyConfigError, match=r"line 2: channels\.ops:"):
         Service(settings, [tmp_path])
