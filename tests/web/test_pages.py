@@ -154,3 +154,28 @@ def test_the_static_export_writes_the_same_pages_for_auditors(
     assert f'href="step-500-{hashes[4][:12]}-items.html"' in page
     assert 'href="step-300-' in page  # the baseline's page, relative
     assert "http" not in page.split("<body>")[1].split("</footer>")[0].replace("https://", "")
+
+
+def test_a_report_job_updates_the_site_index_from_grouped_counts(
+    decided: tuple[Database, list[str]], tmp_path: Path
+) -> None:
+    """The index a report job writes (site_rows, a few grouped queries) says what the full
+    export (every run's report) says."""
+    from tripwire.reports.build import write_reports
+    from tripwire.reports.overview import site_rows
+    from tripwire.reports.trajectory import run_report
+    from tripwire.reports.views import site_row
+    from tripwire.store.models import Run
+
+    db, _ = decided
+    with db.session() as s:
+        light = site_rows(s)
+        full = [site_row(run_report(s, r.id)) for r in s.scalars(select(Run))]
+        cp = s.scalars(select(Checkpoint)).first()
+        assert cp is not None
+        paths = write_reports(s, cp.id, tmp_path / "out")
+    ignore = {"updated_at"}
+    assert [r.model_dump(exclude=ignore) for r in light] == [
+        r.model_dump(exclude=ignore) for r in full
+    ]
+    assert "r/index.html" in paths["index"].read_text()

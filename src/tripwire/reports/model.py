@@ -358,4 +358,20 @@ class RunReport(_Model):
     compute_factor: float = 4.0
 
 
+class SiteRow(_Model):
+    """One run on the site index."""
+
+    run: str
+    policies: list[PolicyRef] = Field(default_factory=list)
+    checkpoints: int = 0
+    latest_step: int | None = None
+    fired: int = 0
+    """Checkpoints where a rule fired (the run's first baseline not counted)."""
+    fired_severity: Severity = "alert"
+    deep: int = 0
+    failed: int = 0
+    held: int = 0
+    updated_at: datetime | None = None
+
+
 ScoreRow.model_rebuild()

@@ -8,16 +8,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from tripwire.audit import verify_chain
 from tripwire.decisions.inputs import is_held
 from tripwire.decisions.read import sets_by_checkpoint
 from tripwire.policy.engine import BASELINE_RULE_ID
-from tripwire.reports.model import CheckpointRef, _Model
+from tripwire.reports.model import CheckpointRef, PolicyRef, SiteRow, _Model
 from tripwire.store.models import (
     Checkpoint,
+    CheckpointState,
     Decision,
     Evaluation,
     JobKind,
@@ -273,3 +274,70 @@ def _ledger_row(session: Session, entry: LedgerEntry) -> LedgerRow:
         entry_hash=entry.entry_hash,
         created_at=entry.created_at,
     )
+
+
+def site_rows(session: Session) -> list[SiteRow]:
+    """Every run's line on the site index, in a few grouped queries (a report job updates the
+    index without building every run's report)."""
+    runs = {r.id: r.name for r in session.scalars(select(Run))}
+    counts = {
+        run_id: (n, last, failed)
+        for run_id, n, last, failed in session.execute(
+            select(
+                Checkpoint.run_id,
+                func.count(Checkpoint.id),
+                func.max(Checkpoint.step),
+                func.sum(case((Checkpoint.state == CheckpointState.failed, 1), else_=0)),
+            ).group_by(Checkpoint.run_id)
+        ).tuples()
+    }
+    fired: dict[int, set[int]] = {}
+    critical: set[int] = set()
+    policies: dict[int, list[PolicyRef]] = {}
+    for run_id, checkpoint_id, severity, verdict, rule_id, name, digest in session.execute(
+        select(
+            Checkpoint.run_id,
+            Decision.checkpoint_id,
+            Decision.severity,
+            Decision.verdict,
+            Decision.rule_id,
+            Decision.policy_name,
+            Decision.policy_hash,
+        ).join(Checkpoint, Checkpoint.id == Decision.checkpoint_id)
+    ).tuples():
+        ref = PolicyRef(name=name, hash=digest)
+        if ref not in policies.setdefault(run_id, []):
+            policies[run_id].append(ref)
+        if verdict == "fired" and rule_id != BASELINE_RULE_ID:
+            fired.setdefault(run_id, set()).add(checkpoint_id)
+            if severity == "critical":
+                critical.add(run_id)
+    deep: dict[int, int] = {
+        run_id: int(n)
+        for run_id, n in session.execute(
+            select(Checkpoint.run_id, func.count(func.distinct(JobRow.checkpoint_id)))
+            .join(Checkpoint, Checkpoint.id == JobRow.checkpoint_id)
+            .where(JobRow.kind == JobKind.deep_eval)
+            .group_by(Checkpoint.run_id)
+        ).tuples()
+    }
+    held: dict[int, int] = {}
+    for run_id, meta in session.execute(select(Checkpoint.run_id, Checkpoint.meta)).tuples():
+        if (meta or {}).get("review_hold") and not (meta or {}).get("review_released"):
+            held[run_id] = held.get(run_id, 0) + 1
+    now = datetime.now(UTC)
+    return [
+        SiteRow(
+            run=name,
+            policies=policies.get(run_id, []),
+            checkpoints=counts.get(run_id, (0, None, 0))[0],
+            latest_step=counts.get(run_id, (0, None, 0))[1],
+            fired=len(fired.get(run_id, ())),
+            fired_severity="critical" if run_id in critical else "alert",
+            deep=deep.get(run_id, 0),
+            failed=int(counts.get(run_id, (0, None, 0))[2] or 0),
+            held=held.get(run_id, 0),
+            updated_at=now,
+        )
+        for run_id, name in sorted(runs.items(), key=lambda kv: kv[1])
+    ]

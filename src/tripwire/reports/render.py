@@ -12,6 +12,7 @@ self-contained: inline CSS and SVG, no scripts, no external assets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -21,7 +22,7 @@ import jinja2
 
 from tripwire.reports import panels, views
 from tripwire.reports.links import StaticLinks
-from tripwire.reports.model import CheckpointReport, RunReport
+from tripwire.reports.model import CheckpointReport, RunReport, SiteRow
 
 if TYPE_CHECKING:
     from tripwire.reports.items import ItemsReport
@@ -105,12 +106,13 @@ def write_run_report(report: RunReport, out_dir: Path) -> Path:
 
 
 def write_site_index(
-    runs: list[RunReport], out_dir: Path, *, generated_at: datetime | None = None
+    runs: Sequence[RunReport | SiteRow], out_dir: Path, *, generated_at: datetime | None = None
 ) -> Path:
     """Write ``out_dir/index.html`` listing every run, with links to their pages."""
+    summaries = [r if isinstance(r, SiteRow) else views.site_row(r) for r in runs]
     rows = [
-        {"run": r, "href": f"{safe_name(r.run)}/index.html", **views.run_summary(r)}
-        for r in sorted(runs, key=lambda r: r.run)
+        {"row": r, "href": f"{safe_name(r.run)}/index.html"}
+        for r in sorted(summaries, key=lambda r: r.run)
     ]
     now = generated_at or datetime.now(UTC)
     path = out_dir.resolve() / "index.html"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from tripwire.reports.model import CheckpointReport, DecisionRow, RunReport
+from tripwire.reports.model import CheckpointReport, DecisionRow, RunReport, SiteRow
 
 BannerTone = Literal["critical", "alert", "quiet", "failed", "pending"]
 
@@ -71,19 +71,23 @@ def ordered_decisions(report: CheckpointReport) -> list[DecisionRow]:
     )
 
 
-def run_summary(report: RunReport) -> dict[str, object]:
-    """Counts shown for a run on the site index."""
+def site_row(report: RunReport) -> SiteRow:
+    """A run's line on the site index, from its full report."""
     steps = [p.step for p in report.points if p.step is not None]
-    return {
-        "checkpoints": len(report.points),
-        "latest_step": max(steps) if steps else None,
-        "fired": sum(p.fired for p in report.points),
-        "fired_severity": "critical"
+    return SiteRow(
+        run=report.run,
+        policies=report.policies,
+        checkpoints=len(report.points),
+        latest_step=max(steps) if steps else None,
+        fired=sum(p.fired for p in report.points),
+        fired_severity="critical"
         if any(p.fired_severity == "critical" for p in report.points if p.fired)
         else "alert",
-        "deep": sum(p.deep_evaluated for p in report.points),
-        "failed": sum(p.state == "failed" for p in report.points),
-    }
+        deep=sum(p.deep_evaluated for p in report.points),
+        failed=sum(p.state == "failed" for p in report.points),
+        held=sum(p.held for p in report.points),
+        updated_at=report.generated_at,
+    )
 
 
 def _finite(x: float | None) -> bool:
