@@ -25,7 +25,9 @@ from tripwire.settings import Settings
 from tripwire.status import StatusSnapshot, status_snapshot
 from tripwire.store.db import Database, init_db
 from tripwire.store.models import utcnow
+from tripwire.web import auth
 from tripwire.web.pages import pages_router
+from tripwire.web.reviews import reviews_router
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,9 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         lifespan=lifespan,
     )
 
+    auth.install(app, settings, db)
     app.include_router(pages_router(db))
+    app.include_router(reviews_router(db))
 
     @app.get("/metrics", response_class=Response, tags=["operations"])
     def metrics() -> Response:
