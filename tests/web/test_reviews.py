@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from tests.seed import settings_for
@@ -23,9 +24,13 @@ from tests.web.reviewing import (
     sign_in,
 )
 from tripwire.audit import verify_chain
+from tripwire.reviews import find_checkpoint, review_state
 from tripwire.store.db import Database
 from tripwire.store.models import Checkpoint, Decision, LedgerEntry, Notification, Review, Role
 from tripwire.web.app import create_app
+from tripwire.web.auth import Principal
+from tripwire.web.reviews import review_context
+from tripwire.web.templating import web_environment
 
 
 @dataclass
@@ -213,3 +218,29 @@ def test_the_queue_page_acts_through_forms_and_says_what_happened(world: World) 
     assert "Escalated checkpoint 000000000000 (step 200) as alice." in done.text
     assert "&lt;b&gt;needs&lt;/b&gt; the bio team" in done.text  # escaped, in the history
     assert "escalated" in done.text
+
+
+def test_the_review_history_partial_renders_for_other_pages(world: World) -> None:
+    """``{% include "_review_history.html.j2" %}`` with the context ``review_context`` builds:
+    the history, and the form only for a reviewer."""
+    world.post(200, {"action": "escalate", "comment": "ask the <bio> team"})
+    template = web_environment().from_string(
+        '<div>{% include "_review_history.html.j2" %}</div>', globals={}
+    )
+    # a request with an empty session, as the session middleware hands one to a page
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "session": {}})
+    with world.db.session() as s:
+        state = review_state(s, find_checkpoint(s, hex_of(200)))
+        as_reviewer = template.render(
+            **review_context(request, Principal(name="alice", role=Role.reviewer), state, "/x")
+        )
+        as_viewer = template.render(
+            **review_context(request, Principal(name="v", role=Role.viewer), state, "/x")
+        )
+        bare = template.render(reviews=state.reviews, actions_form=None)
+    assert "ask the &lt;bio&gt; team" in as_reviewer and "escalate" in as_reviewer
+    assert f'action="/checkpoints/{hex_of(200)}/reviews"' in as_reviewer
+    assert 'name="next" value="/x"' in as_reviewer and 'value="release"' not in as_reviewer
+    assert request.session["csrf"] in as_reviewer
+    assert "ask the &lt;bio&gt; team" in as_viewer and "<form" not in as_viewer
+    assert "<form" not in bare and "escalate" in bare
