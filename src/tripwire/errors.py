@@ -7,13 +7,15 @@ The CLI prints these in one or two lines, without a traceback, and exits non-zer
     ├── ConfigError            a suite, policy or settings file is invalid (file, field, value)
     │   ├── SuiteError
     │   │   └── SuiteChangedError      a suite's files changed after a job was created for it
-    │   └── PolicyError
+    │   ├── PolicyError
+    │   └── NotifyConfigError  the notification channels file (TRIPWIRE_NOTIFY_CONFIG) is invalid
     ├── CheckpointError        a checkpoint cannot be read or is refused (path, reason)
     │   ├── UnsafeCheckpointError   pickle weights without allow_pickle, or a path outside the roots
     │   └── CheckpointChangedError  no known location still holds the content a job was made for
     ├── EvaluationError        lm-eval failed on a checkpoint (task, reason)
     ├── StoreError             the database is missing, unreachable or in an unexpected state
     ├── BrokerError            the Celery broker (TRIPWIRE_BROKER_URL) cannot be reached
+    ├── DeliveryError          a notification could not be delivered to its channel (retried)
     ├── JobError               a job cannot be claimed or run (job, reason)
     ├── TokenError             a token name is taken or unknown (name)
     └── ReviewError            a review action or a checkpoint lookup is refused (status, field)
@@ -53,6 +55,10 @@ class SuiteError(ConfigError):
 
 class PolicyError(ConfigError):
     """A policy file (triggers/*.yaml) is invalid."""
+
+
+class NotifyConfigError(ConfigError):
+    """The notification channels file (``TRIPWIRE_NOTIFY_CONFIG``) is invalid."""
 
 
 class CheckpointError(TripwireError):
@@ -95,6 +101,19 @@ class StoreError(TripwireError):
 
 class BrokerError(TripwireError):
     """The Celery broker cannot be reached."""
+
+
+class DeliveryError(TripwireError):
+    """A notification could not be delivered: the channel refused it, did not answer, or a
+    secret it needs is not in the environment. The outbox retries it after a backoff.
+
+    The message never holds a secret (a webhook URL's token, a password, a signing key).
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        self.retry_after_s = retry_after_s
+        """The receiver asked to wait at least this long (HTTP ``Retry-After``)."""
+        super().__init__(message)
 
 
 class JobError(TripwireError):

@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from tripwire.jobs.celery_config import QUEUES
+from tripwire.notify.sender import counts_by_state
 from tripwire.store.db import Database
 from tripwire.store.models import (
     Checkpoint,
@@ -207,6 +208,15 @@ class TripwireCollector(Collector):
         for cp_state in CheckpointState:
             checkpoints.add_metric([cp_state.value], by_state.get(cp_state.value, 0))
         yield checkpoints
+
+        notifications = GaugeMetricFamily(
+            "tripwire_notifications",
+            "Notification outbox rows by state (pending, sent, failed).",
+            labels=["state"],
+        )
+        for note_state, n in counts_by_state(session).items():
+            notifications.add_metric([note_state.value], n)
+        yield notifications
 
     def _durations(self, session: Session) -> HistogramMetricFamily:
         """Claim-to-finish time of finished jobs (their last attempt), bucketed in SQL."""

@@ -12,6 +12,11 @@ from pydantic import BaseModel, Field
 
 RESULT_SCHEMA_VERSION: Literal[1] = 1
 
+LevelVerdict = Literal["critical", "alert", "below", "unresolved"]
+"""``critical`` / ``alert``: the one-sided 95% lower bound of the score reached that level;
+``below``: the upper bound stayed under the alert level; ``unresolved``: the interval straddles
+a level."""
+
 
 class ItemOutcomes(BaseModel):
     """Per-item metric values, aligned: ``values[i]`` is the outcome of item ``doc_hashes[i]``.
@@ -24,6 +29,12 @@ class ItemOutcomes(BaseModel):
     """lm-eval document hashes, in the order lm-eval iterated the documents."""
     values: list[float]
     """The task's primary metric for each item (1.0 / 0.0 for accuracy)."""
+    texts: list[tuple[str, str]] | None = None
+    """(prompt, target) of each item, as lm-eval built them (the prompt's last 1,500
+    characters): the same for every checkpoint scored with the same suite."""
+    answers: list[str] | None = None
+    """The checkpoint's answer to each item: the choice it ranked first, or its filtered
+    generation (300 characters at most)."""
 
 
 class TaskResult(BaseModel):
@@ -45,6 +56,12 @@ class TaskResult(BaseModel):
     higher_is_better: bool = True
     task_version: str | None = None
     """The task's ``metadata.version`` from its YAML."""
+    alert_level: float | None = None
+    """Deep suites: the suite's alert level for the task, in points."""
+    critical_level: float | None = None
+    """Deep suites: the critical level, in points."""
+    level_verdict: LevelVerdict | None = None
+    """Deep suites with levels: where the score stands (``tripwire.decisions.levels``)."""
     items: ItemOutcomes
 
 

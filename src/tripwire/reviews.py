@@ -33,6 +33,7 @@ from tripwire.errors import (
     InvalidReview,
     ReviewConflict,
 )
+from tripwire.notify.message import Message
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.store import ledger, repo
 from tripwire.store.models import (
@@ -394,17 +395,28 @@ def _notify_hold(
 ) -> None:
     answered = [decision] if decision is not None else review_state(session, checkpoint).fired
     channels = [c for d in answered for c in read_record(d).verdict.actions.notify]
-    payload: dict[str, Any] = {
-        "checkpoint": checkpoint.content_hash,
-        "run": checkpoint.run.name,
-        "step": checkpoint.step,
-        "actor": review.actor,
-        "role": review.role,
-        "comment": review.comment,
-        "review_id": review.id,
-        "decision_id": review.decision_id,
-        "rules": sorted({d.rule_id for d in answered}),
-    }
+    rules = sorted({d.rule_id for d in answered})
+    message = Message(
+        event="review_hold",
+        title=(
+            f"Held for review by {review.actor}: run {checkpoint.run.name}, step {checkpoint.step}"
+        ),
+        run=checkpoint.run.name,
+        step=checkpoint.step,
+        checkpoint=checkpoint.content_hash,
+        rule=rules[0] if len(rules) == 1 else None,
+        decision_id=review.decision_id,
+        explanation=review.comment,
+        review_hold=True,
+        details={
+            "actor": review.actor,
+            "role": review.role,
+            "comment": review.comment,
+            "review_id": review.id,
+            "rules": rules,
+        },
+    )
+    payload: dict[str, Any] = message.model_dump(mode="json")
     notify.enqueue(
         session,
         key=f"review_hold:{review.id}",

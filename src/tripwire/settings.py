@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -65,6 +66,37 @@ class Settings(BaseSettings):
     and ``tripwire gate`` (unset: the gate reads the database directly)."""
     token: SecretStr | None = None
     """The bearer token ``tripwire review`` and ``tripwire gate`` send to the API."""
+
+    # ------------------------------------------------------------ notifications (issue #8)
+    notify_config: Path | None = None
+    """The notification channels file (YAML); unset, nothing is sent (rows wait in the outbox)."""
+    notify_failures: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Channels told when a job fails for good (comma-separated names); empty: none."""
+    notify_backoff_s: float = Field(default=30.0, gt=0)
+    """Pause after a notification's first failed attempt; doubled at each further one."""
+    notify_backoff_max_s: float = Field(default=3600.0, gt=0)
+    """Longest pause between two attempts to deliver a notification."""
+    notify_max_attempts: int = Field(default=30, ge=1)
+    """Attempts before a notification is marked failed (30 with the default backoff: about
+    23 hours)."""
+    notify_give_up_after_s: float = Field(default=24 * 3600.0, gt=0)
+    """A notification still undelivered this long after it was queued is marked failed."""
+    notify_claim_s: float = Field(default=300.0, gt=0)
+    """A sender's claim on a notification; past it (the sender died while sending) another
+    sender sends it again, with the same idempotency key."""
+    review_overdue_h: float = Field(default=24.0, gt=0)
+    """A critical or held decision without an acknowledge, approve or release review after
+    this long is notified as overdue (once)."""
+    public_url: str | None = None
+    """Base URL of the review app as people reach it (``https://tripwire.example.org``); links
+    in notifications point there. Unset: no links."""
+
+    @field_validator("notify_failures", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -44,11 +44,25 @@ class SuiteTask(BaseModel):
     """Primary metric; default the first metric the task lists (``acc`` for multiple choice)."""
     filter: str | None = None
     """lm-eval filter for the metric (``strict-match`` for GSM8K); default the first one."""
+    alert_level: float | None = Field(default=None, gt=0, lt=100)
+    """Deep suites: the task's alert level in points (score x 100); the report says whether the
+    score reached it (the one-sided 95% bound established it), stayed below, or is unresolved."""
+    critical_level: float | None = Field(default=None, gt=0, le=100)
+    """Deep suites: the critical level the alert level warns of, in points."""
 
     @model_validator(mode="after")
     def _limit_or_subset(self) -> SuiteTask:
         if self.limit is not None and self.subset is not None:
             raise ValueError("give either limit or subset, not both")
+        if (
+            self.alert_level is not None
+            and self.critical_level is not None
+            and self.critical_level <= self.alert_level
+        ):
+            raise ValueError(
+                f"critical_level {self.critical_level:g} must be above alert_level "
+                f"{self.alert_level:g}"
+            )
         return self
 
 
@@ -73,6 +87,13 @@ class Suite(BaseModel):
 
     @model_validator(mode="after")
     def _unique_tasks(self) -> Suite:
+        if self.kind == "proxy" and any(
+            t.alert_level is not None or t.critical_level is not None for t in self.tasks
+        ):
+            raise ValueError(
+                "alert_level and critical_level belong to deep suites; in a proxy suite, "
+                "levels are a policy's level rules"
+            )
         names = [t.task for t in self.tasks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

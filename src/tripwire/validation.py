@@ -56,8 +56,9 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[str, int | None]:
     shown: list[str] = []
     for i, part in enumerate(loc):
         if isinstance(node, _LinedDict):
-            if i < len(loc) - 1 and node.get("type") == part:
-                continue  # a discriminated union's tag that is also a field name (level)
+            if node.get("type") == part and (i < len(loc) - 1 or part not in node):
+                continue  # a discriminated union's tag (also when it ends the path: an error
+                # of the whole tagged model), unless it is also a field name (level)
             if part in node:
                 line = node.lines.get(part, line)
                 node = node[part]
@@ -86,14 +87,67 @@ def _describe(error: Any) -> str:
     return str(error["msg"])
 
 
+MAX_BYTES = 1_000_000
+"""Policies and suites are small; a larger file is refused before it is parsed."""
+MAX_NODES = 100_000
+"""Nodes the document may expand to once every alias is followed (a "billion laughs" of nested
+aliases is a few hundred bytes that expand to billions of nodes)."""
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
+    """How many nodes ``node`` stands for with every alias expanded (each shared node counted
+    each time it is used), stopping as soon as ``limit`` is passed."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = limit + 1  # a node that contains itself expands without end
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    for child in children:
+        total += _expanded_size(child, memo, limit)
+        if total > limit:
+            break
+    memo[key] = total
+    return total
+
+
 def read_yaml(path: Path, error_cls: type[ConfigError] = ConfigError) -> Any:
-    """Parse a YAML file, raising ``error_cls`` naming the file and line on a syntax error."""
+    """Parse a YAML file, raising ``error_cls`` naming the file and line on a syntax error.
+
+    Files over ``MAX_BYTES``, and documents whose aliases expand to more than ``MAX_NODES``
+    nodes, are refused before anything is built from them.
+    """
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise error_cls(
+                path, [f"{size:,} bytes: larger than any policy or suite ({MAX_BYTES:,} at most)"]
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise error_cls(path, [f"cannot read: {exc.strerror or exc}"]) from exc
     try:
-        return yaml.load(text, Loader=_LineLoader)
+        loader = _LineLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if _expanded_size(node, {}, MAX_NODES) > MAX_NODES:
+                raise error_cls(
+                    path,
+                    [
+                        f"its aliases expand to more than {MAX_NODES:,} values (nested YAML "
+                        "aliases, a 'billion laughs'); write the values out or use fewer aliases"
+                    ],
+                )
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

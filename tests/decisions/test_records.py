@@ -4,147 +4,28 @@ backtests, never re-decided; a policy change appends records beside the old ones
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from typer.testing import CliRunner
 
+from tests.decided import OTHER, RUN, START, N, decide_live, write_policy
 from tripwire.audit import verify_chain
 from tripwire.cli import app
-from tripwire.decisions import decide_checkpoint, read_record
+from tripwire.decisions import read_record
 from tripwire.decisions.read import decision_sets
 from tripwire.history import run_backtest
 from tripwire.policy.engine import BASELINE_RULE_ID
-from tripwire.policy.schema import LoadedPolicy, load_policy
-from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions
-from tripwire.store import repo
 from tripwire.store.db import Database
-from tripwire.store.models import Checkpoint, Decision, Evaluation, Job, JobKind
-
-START = datetime(2026, 1, 1, tzinfo=UTC)
-N = 2000
-POLICY = """\
-name: live
-proxy_suite: proxy.yaml
-rules:
-  - id: plus-5
-    type: delta
-    benchmarks: [t]
-    threshold: 5
-    sequential: {looks: 10}
-    actions: {deep_suites: [deep.yaml]}
-  - id: plus-12-hold
-    type: delta
-    benchmarks: [t]
-    threshold: 12
-    mode: point
-    severity: critical
-    actions: {deep_suites: [deep.yaml], notify: [safety-team], review_hold: true}
-  - id: flop-backstop
-    type: compute
-    above_flop: 5.0e22
-    actions: {notify: [safety-team]}
-  - id: monthly
-    type: cadence
-    every: 30d
-    actions: {deep_suites: [deep.yaml]}
-"""
-OTHER = """\
-name: stricter
-proxy_suite: proxy.yaml
-rules:
-  - id: plus-3
-    type: delta
-    benchmarks: [t]
-    threshold: 3
-    mode: point
-    actions: {deep_suites: [deep.yaml]}
-"""
-# step, accuracy, training FLOP, day of the proxy evaluation
-RUN = [
-    (100, 0.40, 1e22, 0),  # the run's first baseline
-    (200, 0.42, 2e22, 5),
-    (300, 0.50, 3e22, 10),  # +10: an established +5, the next baseline
-    (400, 0.53, 6e22, 20),  # crosses 5e22 FLOP (a notification, no deep evaluation)
-    (500, 0.66, 7e22, 30),  # +16 over 300: both rises fire, a critical review hold
-    (600, 0.67, 8e22, 40),  # the held 500 is no baseline: compared with 300 again
-    (700, 0.68, 9e22, 75),  # and 65 days since the baseline's evaluation
-]
-
-
-def _policy(tmp_path: Path, text: str = POLICY, name: str = "policy.yaml") -> LoadedPolicy:
-    (tmp_path / "proxy.yaml").write_text(
-        "name: p\nkind: proxy\ntasks:\n  - {task: t, limit: 300}\n"
-    )
-    (tmp_path / "deep.yaml").write_text("name: d\nkind: deep\ntasks:\n  - task: w\n")
-    (tmp_path / name).write_text(text)
-    return load_policy(tmp_path / name)
-
-
-def _result(accuracy: float, seed: int) -> SuiteResult:
-    """About ``accuracy`` of the items right: the easier ones (fixed across checkpoints, as real
-    checkpoints keep getting the easy items right), with 3% of answers flipped at random."""
-    difficulty = np.random.default_rng(0).permutation(N) / N
-    flips = np.random.default_rng(seed).random(N) < 0.03
-    values = ((difficulty < accuracy) ^ flips).astype(float)
-    task = TaskResult(
-        task="t",
-        metric="acc",
-        score=float(values.mean()),
-        stderr=None,
-        n_items=N,
-        num_fewshot=0,
-        items=ItemOutcomes(doc_hashes=[f"doc{i}" for i in range(N)], values=list(values)),
-    )
-    return SuiteResult(
-        suite_name="p",
-        suite_hash="s",
-        model_path="/m",
-        tasks={"t": task},
-        versions=Versions(lm_eval="x", transformers="y", torch="z", tripwire="w"),
-        started_at=START,
-        duration_s=1.0,
-    )
-
-
-def _land(db: Database, step: int, accuracy: float, flop: float, day: int) -> int:
-    with db.session() as s:
-        cp, _ = repo.record_checkpoint(
-            s,
-            content_hash=f"sha256:{step:064d}",
-            path=f"/ck/{step}",
-            run="r",
-            step=step,
-            training_flop=flop,
-        )
-        evaluation = repo.save_evaluation(s, cp, _result(accuracy, step), "proxy")
-        s.execute(
-            update(Evaluation)
-            .where(Evaluation.id == evaluation.id)
-            .values(created_at=START + timedelta(days=day))
-        )
-        return cp.id
-
-
-def _decide_live(db: Database, policy: LoadedPolicy) -> list[int]:
-    ids = []
-    for step, accuracy, flop, day in RUN:
-        ids.append(_land(db, step, accuracy, flop, day))
-        with db.session() as s:
-            cp = s.get(Checkpoint, ids[-1])
-            assert cp is not None
-            outcome = decide_checkpoint(s, policy, cp, datetime.now(UTC))
-            assert outcome is not None
-    return ids
+from tripwire.store.models import Checkpoint, Decision, Job, JobKind
 
 
 def test_records_carry_what_the_verdict_stood_on(database_url: str, tmp_path: Path) -> None:
-    policy = _policy(tmp_path)
+    policy = write_policy(tmp_path)
     db = Database(database_url)
-    ids = _decide_live(db, policy)
+    ids = decide_live(db, policy)
     with db.session() as s:
         rows = s.scalars(select(Decision).order_by(Decision.id)).all()
         records = {(d.checkpoint_id, d.rule_id): read_record(d) for d in rows}
@@ -178,9 +59,9 @@ def test_records_carry_what_the_verdict_stood_on(database_url: str, tmp_path: Pa
 def test_a_backtest_of_the_stored_run_replays_the_live_decisions_exactly(
     database_url: str, tmp_path: Path
 ) -> None:
-    policy = _policy(tmp_path)
+    policy = write_policy(tmp_path)
     db = Database(database_url)
-    ids = _decide_live(db, policy)
+    ids = decide_live(db, policy)
     with db.session() as s:
         result = run_backtest(s, policy, "r")
         live = {(d.checkpoint_id, d.rule_id): read_record(d) for d in s.scalars(select(Decision))}
@@ -204,13 +85,13 @@ def test_a_backtest_of_the_stored_run_replays_the_live_decisions_exactly(
 def test_tripwire_report_renders_the_stored_verdicts_from_anywhere_with_any_policy(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    policy = _policy(tmp_path)
+    policy = write_policy(tmp_path)
     db = Database(database_url)
-    ids = _decide_live(db, policy)
+    ids = decide_live(db, policy)
     db.dispose()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    _policy(elsewhere, OTHER, "other.yaml")
+    write_policy(elsewhere, OTHER, "other.yaml")
     monkeypatch.chdir(elsewhere)
     monkeypatch.setenv("TRIPWIRE_DATABASE_URL", database_url)
     monkeypatch.setenv("TRIPWIRE_POLICY", str(elsewhere / "other.yaml"))
@@ -234,13 +115,13 @@ def test_tripwire_report_renders_the_stored_verdicts_from_anywhere_with_any_poli
 def test_a_policy_change_appends_records_and_leaves_the_old_ones(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    policy = _policy(tmp_path)
+    policy = write_policy(tmp_path)
     db = Database(database_url)
-    ids = _decide_live(db, policy)
+    ids = decide_live(db, policy)
     with db.session() as s:
         before = {d.id: d.record_hash for d in s.scalars(select(Decision))}
     monkeypatch.setenv("TRIPWIRE_DATABASE_URL", database_url)
-    other = _policy(tmp_path, OTHER, "other.yaml")
+    other = write_policy(tmp_path, OTHER, "other.yaml")
     since = (START + timedelta(days=10)).date().isoformat()
     result = CliRunner().invoke(
         app, ["decide", "--policy", str(other.path), "--since", since, "--no-dispatch"]
@@ -262,9 +143,9 @@ def test_a_policy_change_appends_records_and_leaves_the_old_ones(
 
 
 def test_a_held_checkpoint_never_becomes_a_baseline(database_url: str, tmp_path: Path) -> None:
-    policy = _policy(tmp_path)
+    policy = write_policy(tmp_path)
     db = Database(database_url)
-    ids = _decide_live(db, policy)
+    ids = decide_live(db, policy)
     with db.session() as s:
         baselines = {
             d.checkpoint_id: read_record(d).baseline

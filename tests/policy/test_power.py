@@ -179,3 +179,27 @@ def test_policy_check_refuses_a_rule_that_cannot_decide_unless_allowed(tmp_path:
     allowed = runner.invoke(app, ["policy", "check", str(policy), "--allow-underpowered"])
     assert allowed.exit_code == 0
     assert "warning" in allowed.output and "underpowered" in allowed.output
+
+
+def test_policy_check_plans_with_the_discordance_stored_decisions_observed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.decided import decide_live, write_policy
+    from tripwire.store.db import Database
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    db = Database(url)
+    decide_live(db, write_policy(tmp_path))
+    db.dispose()
+    monkeypatch.setenv("TRIPWIRE_DATABASE_URL", url)
+    runner = CliRunner()
+    result = runner.invoke(app, ["policy", "check", str(ROOT / "triggers" / "demo.yaml")])
+    assert "from stored decisions" in result.output, result.output
+    stated = runner.invoke(
+        app, ["policy", "check", str(ROOT / "triggers" / "demo.yaml"), "--discordance", "0.1"]
+    )
+    assert "discordance 0.10 from --discordance" in stated.output
+    unused = runner.invoke(
+        app, ["policy", "check", str(ROOT / "triggers" / "demo.yaml"), "--no-stored"]
+    )
+    assert "discordance 0.25 from the default" in unused.output

@@ -326,3 +326,46 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("threshold: 5", "threshold: [5"))
     with pytest.raises(PolicyError, match=r"line \d+: not valid YAML"):
         load_policy(path)
+
+
+BOMB = """\
+a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+name: bomb
+proxy_suite: proxy.yaml
+rules: *i
+"""
+
+
+def test_a_policy_of_nested_aliases_is_refused_before_it_expands(tmp_path: Path) -> None:
+    """A 1 KB 'billion laughs' (9^9 values) is refused with little memory: the aliases are
+    counted on the parsed nodes, before anything is built from them."""
+    import tracemalloc
+
+    path = write(tmp_path, BOMB)
+    tracemalloc.start()
+    try:
+        with pytest.raises(PolicyError) as caught:
+            load_policy(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "aliases expand to more than 100,000 values" in str(caught.value)
+    assert peak < 20 * 2**20, f"{peak / 2**20:.1f} MiB"
+
+
+def test_yaml_anchors_in_moderation_still_work(tmp_path: Path) -> None:
+    text = HEAD + (
+        "  - {id: r1, type: delta, benchmarks: [alpha], threshold: 5,\n"
+        "     actions: &deep {deep_suites: [deep.yaml]}}\n"
+        "  - {id: r2, type: delta, benchmarks: [beta], threshold: 5, actions: *deep}\n"
+    )
+    policy = load_policy(write(tmp_path, text)).policy
+    assert [str(r.actions.deep_suites[0]) for r in policy.rules] == ["deep.yaml", "deep.yaml"]

@@ -90,11 +90,15 @@ def test_a_reader_goes_from_the_index_to_a_fired_checkpoint(site: str, page: Any
     page.wait_for_load_state()
     assert page.url.endswith("/llama-7b-pretrain/index.html")
 
-    chart = page.locator("svg").first
+    chart = page.locator(".charts-step svg.panel").first
     box = chart.bounding_box()
     assert box is not None and box["width"] > 200 and box["height"] > 100, "the chart is drawn"
-    assert page.locator("svg .series").count() == 3
-    assert page.locator("svg .fired").count() == 1
+    assert page.locator(".charts-step svg.panel").count() == 3
+    assert page.locator(".charts-step svg .fired").count() == 3
+    assert page.locator(".charts-compute svg.panel").first.bounding_box() is None, "hidden"
+    page.get_by_text("training compute (FLOP)", exact=True).first.click()
+    assert page.locator(".charts-compute svg.panel").first.bounding_box() is not None
+    assert page.locator(".charts-step svg.panel").first.bounding_box() is None
 
     page.locator("a[href^='step-3000']").first.click()
     page.wait_for_load_state()

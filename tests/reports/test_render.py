@@ -20,17 +20,18 @@ from tripwire.reports import (
     DeepResult,
     JobRow,
     PolicyRef,
+    RuleBand,
     RunReport,
     ScoreRow,
     SuiteRef,
     TrajectoryPoint,
     checkpoint_href,
+    panels,
     write_checkpoint_report,
     write_run_report,
     write_site_index,
 )
 from tripwire.reports.model import CheckpointState, Verdict
-from tripwire.reports.svg import trajectory_svg
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TASKS = ["mmlu", "gpqa_diamond", "arc_challenge"]
@@ -183,10 +184,30 @@ def run_report(run: str = "llama-7b-pretrain", steps: list[int | None] | None = 
                 fired_rules=["mmlu-plus-5"] if fired else [],
                 fired_severity="critical" if fired else None,
                 deep_evaluated=fired or i == 0,
+                baseline_evaluation=i == 0,
+                held=fired,
+                tokens_seen=None if step is None else step * 4_000_000,
+                training_flop=None if step is None else 6 * 7e9 * step * 4e6,
+                compute_rule_fired=i in (0, 2),
+                baseline_step=None if i == 0 else steps[0],
+                baseline_scores={} if i == 0 else SCORES[next(iter(SCORES))],
                 report_href=checkpoint_href(step, _hash(key)),
             )
         )
-    return RunReport(generated_at=T0, run=run, policies=[POLICY], points=points, tasks=TASKS)
+    bands = [
+        RuleBand(rule_id="mmlu-plus-5", task="mmlu", kind="delta", severity="alert", threshold=5),
+        RuleBand(
+            rule_id="arc-level",
+            task="arc_challenge",
+            kind="level",
+            severity="critical",
+            level=60,
+            critical_level=75,
+        ),
+    ]
+    return RunReport(
+        generated_at=T0, run=run, policies=[POLICY], points=points, tasks=TASKS, bands=bands
+    )
 
 
 def test_checkpoint_report_writes_json_html_and_markdown_in_the_run_directory(
@@ -306,35 +327,45 @@ def test_distinct_unsafe_run_names_get_distinct_directories(tmp_path: Path) -> N
     assert all(re.fullmatch(r"[A-Za-z0-9._-]+", d) for d in dirs)
 
 
-def test_run_page_has_a_trajectory_svg_with_one_line_per_task(tmp_path: Path) -> None:
+def test_run_page_draws_one_panel_per_benchmark_on_each_axis(tmp_path: Path) -> None:
     html = write_run_report(run_report(), tmp_path).read_text()
-    svg = html[html.index("<svg") : html.index("</svg>")]
-    assert svg.count('class="series"') == len(TASKS)
-    assert svg.count('class="fired"') == 1
-    assert svg.count('class="deep"') == 2
-    assert "training step" in svg
+    for axis in ("step", "tokens", "compute"):
+        start = html.index(f'<div class="charts charts-{axis}">')
+        charts = html[start : html.index("</div>", start)]
+        assert charts.count('class="panel"') == len(TASKS)
+        assert charts.count('class="series"') == len(TASKS)
+        assert charts.count('class="fired critical"') == len(TASKS)  # one fire, every panel
+        assert charts.count('class="first-baseline"') == len(TASKS)
+        assert charts.count('class="held"') == len(TASKS)
+        assert charts.count('class="compute-rule"') == 2 * len(TASKS)
+    assert 'id="axis-compute"' in html and "training compute (FLOP)" in html
+    mmlu = str(panels.panel(run_report(), "mmlu", "step"))
+    assert mmlu.count('class="threshold-band"') == 3  # every checkpoint after the baseline
+    assert mmlu.count('class="interval"') == 1
+    arc = str(panels.panel(run_report(), "arc_challenge", "step"))
+    assert arc.count('class="level"') == 2  # alert and critical lines
     for step in (1000, 3000):
         assert f'href="{checkpoint_href(step, _hash(step))}"' in html
 
 
-def test_chart_survives_one_point_missing_steps_and_nan_scores() -> None:
+def test_charts_survive_one_point_missing_steps_and_nan_scores(tmp_path: Path) -> None:
     single = run_report(steps=[1000])
-    assert str(trajectory_svg(single)).count('class="series"') == len(TASKS)
+    assert str(panels.panel(single, "mmlu", "step")).count('class="series"') == 1
 
     unknown = run_report(steps=[None, 2000, None])
-    svg = str(trajectory_svg(unknown))
-    assert "checkpoint order" in svg
-    assert "nan" not in svg.lower()
+    assert not panels.available(unknown, "step")
+    html = write_run_report(unknown, tmp_path).read_text()
+    assert "Not shown: training step, tokens seen" in html
 
     broken = run_report()
     broken.points[2].scores = {"mmlu": float("nan")}
     broken.points[2].stderrs = {"mmlu": float("nan")}
-    svg = str(trajectory_svg(broken))
-    assert svg.count('class="series"') == len(TASKS)
+    svg = str(panels.panel(broken, "mmlu", "step"))
+    assert svg.count('class="series"') == 1
     assert "nan" not in svg.lower()
 
     empty = RunReport(generated_at=T0, run="empty", policies=[POLICY])
-    assert "No checkpoints yet." in str(trajectory_svg(empty))
+    assert "No scores yet." in write_run_report(empty, tmp_path).read_text()
 
 
 def test_site_index_lists_every_run_with_a_link(tmp_path: Path) -> None:

@@ -79,6 +79,16 @@ def test_scores_equal_lm_eval_simple_evaluate(workspace: Path, suite_path: Path)
         result.versions.lm_eval == lm_eval.__version__ if hasattr(lm_eval, "__version__") else True
     )
     assert result.suite_hash == load_suite(suite_path).content_hash
+    # what a reviewer reads: the prompt the model saw, the right choice, the choice it ranked first
+    texts, answers = cmp.items.texts, cmp.items.answers
+    assert texts is not None and answers is not None and len(texts) == len(answers) == 25
+    for sample, (prompt, target), answer in zip(
+        fewshot["samples"]["tiny_cmp"], texts, answers, strict=True
+    ):
+        assert prompt.endswith(sample["doc"]["question"] + "=") and prompt.count("\n\n") == 2
+        assert target == sample["doc"]["choices"][sample["doc"]["answer"]]
+        assert answer in sample["doc"]["choices"]
+        assert (answer == target) == (sample["acc"] == 1.0)
 
 
 def test_a_seeded_subset_is_the_same_items_every_time(workspace: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 from sqlalchemy import inspect, text
 
@@ -15,20 +17,6 @@ from tripwire.store.migrate import (
     pending_changes,
     upgrade,
 )
-from tripwire.store.models import Base
-
-INITIAL_TABLES = {
-    "item_sets",
-    "log_lock",
-    "runs",
-    "source_failures",
-    "checkpoints",
-    "checkpoint_locations",
-    "decisions",
-    "evaluations",
-    "jobs",
-    "task_scores",
-}
 
 
 def test_an_empty_database_is_migrated_to_head_and_matches_the_models(database_url: str) -> None:
@@ -53,10 +41,9 @@ def test_downgrade_to_base_and_back(database_url: str) -> None:
 
 def test_a_database_from_before_migrations_is_stamped_then_kept(database_url: str) -> None:
     engine = make_engine(database_url)
-    initial = [t for t in Base.metadata.sorted_tables if t.name in INITIAL_TABLES]
-    Base.metadata.create_all(engine, tables=initial)  # how databases were made before Alembic
-    with engine.begin() as conn:  # an index the initial schema did not have
-        conn.execute(text("DROP INDEX ix_jobs_checkpoint"))
+    upgrade(engine, "0001")  # the schema databases had before Alembic ...
+    with engine.begin() as conn:  # ... without a migration record
+        conn.execute(text("DROP TABLE alembic_version"))
     assert current_revision(engine) is None
     upgrade(engine)
     assert current_revision(engine) == head_revision()
@@ -103,61 +90,82 @@ def test_the_cli_upgrades_and_reports(tmp_path: Path, monkeypatch: object) -> No
 def test_the_ledger_is_backfilled_with_the_decisions_and_evaluations_already_stored(
     database_url: str,
 ) -> None:
-    from datetime import UTC, datetime
-
+    """Rows written at revision 0001 (with plain SQL: the ORM speaks the current schema) enter
+    the ledger when the database is upgraded, and the log verifies."""
     from sqlalchemy.orm import Session
 
     from tripwire.audit import verify_chain
     from tripwire.store.ledger import GENESIS_HASH, decision_fields
-    from tripwire.store.models import Checkpoint, Decision, Evaluation, ItemSet, Run, TaskScore
     from tripwire.store.repo import record_hash_of
 
     engine = make_engine(database_url)
     upgrade(engine, "0001")
-    now = datetime(2026, 11, 1, tzinfo=UTC)
-    with Session(engine) as s, s.begin():
-        run = Run(name="r")
-        cp = Checkpoint(content_hash="sha256:aa", run=run, step=1, path="/a")
-        items = ItemSet(digest="d", n_items=2, hashes=b"x")
-        evaluation = Evaluation(
-            kind="proxy",
-            suite_name="p",
-            suite_hash="s",
-            started_at=now,
-            duration_s=1.0,
+    now = "2026-11-01 00:00:00+00:00"
+    decision = {
+        "checkpoint_id": 1,
+        "baseline_checkpoint_id": None,
+        "policy_name": "p",
+        "policy_hash": "h",
+        "rule_id": "r",
+        "rule_type": "delta",
+        "severity": "alert",
+        "verdict": "fired",
+        "statistic": None,
+        "interval_low": None,
+        "interval_high": None,
+        "p_value": None,
+        "explanation": "x",
+        "inputs": {"schema_version": 1},
+        "actions": {},
+        "decided_at": datetime(2026, 11, 1, tzinfo=UTC),
+    }
+    record = record_hash_of(GENESIS_HASH, decision_fields(SimpleNamespace(**decision)))
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO runs (id, name, created_at) VALUES (1, 'r', :t)"), {"t": now}
         )
-        s.add_all([run, cp, items])
-        s.flush()
-        evaluation.checkpoint_id = cp.id
-        evaluation.scores.append(
-            TaskScore(
-                task="t",
-                metric="acc",
-                filter="none",
-                score=0.5,
-                n_items=2,
-                num_fewshot=0,
-                item_set=items,
-                outcomes=b"\x00\x00\x80?\x00\x00\x00\x00",
-            )
+        conn.execute(
+            text(
+                "INSERT INTO checkpoints (id, content_hash, run_id, step, stage, parents, meta, "
+                "path, state, discovered_at) VALUES (1, 'sha256:aa', 1, 1, 'pretrain', '[]', "
+                "'{}', '/a', 'decided', :t)"
+            ),
+            {"t": now},
         )
-        s.add(evaluation)
-        decision = Decision(
-            checkpoint_id=cp.id,
-            policy_name="p",
-            policy_hash="h",
-            rule_id="r",
-            rule_type="delta",
-            severity="alert",
-            verdict="fired",
-            explanation="x",
-            inputs={"schema_version": 1},
-            actions={},
-            decided_at=now,
-            prev_hash=GENESIS_HASH,
+        conn.execute(
+            text("INSERT INTO item_sets (id, digest, n_items, hashes) VALUES (1, 'd', 2, :h)"),
+            {"h": b"x"},
         )
-        decision.record_hash = record_hash_of(GENESIS_HASH, decision_fields(decision))
-        s.add(decision)
+        conn.execute(
+            text(
+                "INSERT INTO evaluations (id, checkpoint_id, kind, suite_name, suite_hash, "
+                "versions, seed, started_at, duration_s, created_at) VALUES (1, 1, 'proxy', 'p', "
+                "'s', '{}', 0, :t, 1.0, :t)"
+            ),
+            {"t": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO task_scores (id, evaluation_id, task, metric, filter, score, "
+                "n_items, num_fewshot, higher_is_better, item_set_id, outcomes) VALUES (1, 1, "
+                "'t', 'acc', 'none', 0.5, 2, 0, true, 1, :o)"
+            ),
+            {"o": b"\x00\x00\x80?\x00\x00\x00\x00"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO decisions (id, checkpoint_id, policy_name, policy_hash, rule_id, "
+                "rule_type, severity, verdict, explanation, inputs, actions, decided_at, "
+                "prev_hash, record_hash) VALUES (1, 1, 'p', 'h', 'r', 'delta', 'alert', 'fired', "
+                "'x', :inputs, '{}', :t, :prev, :record)"
+            ),
+            {
+                "inputs": '{"schema_version": 1}',
+                "t": now,
+                "prev": GENESIS_HASH,
+                "record": record,
+            },
+        )
     upgrade(engine)
     with Session(engine) as s:
         report = verify_chain(s)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions
 from tripwire.store import repo
 from tripwire.store.db import Database
-from tripwire.store.models import Decision, JobKind, JobState
+from tripwire.store.models import Checkpoint, Decision, JobKind, JobState
 from tripwire.store.outcomes import unpack
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -174,4 +174,18 @@ def test_decisions_are_chained_by_hash(database_url: str) -> None:
         assert (
             repo.record_hash_of(first.prev_hash, repo.decision_fields(first)) == first.record_hash
         )
+    db.dispose()
+
+
+def test_a_frontier_run_counts_trillions_of_tokens(database_url: str) -> None:
+    """``tokens_seen`` is 64-bit: 2.4e9 (the sidecar example) overflowed a 32-bit column on
+    PostgreSQL and stalled every scan at that checkpoint."""
+    db = Database(database_url)
+    with db.session() as s:
+        cp, _ = repo.record_checkpoint(
+            s, content_hash="sha256:big", path="/big", run="r", step=1, tokens_seen=15 * 10**12
+        )
+        checkpoint_id = cp.id
+    with db.session() as s:
+        assert s.get(Checkpoint, checkpoint_id).tokens_seen == 15 * 10**12  # type: ignore[union-attr]
     db.dispose()

@@ -157,15 +157,12 @@ def test_a_reviewers_hold_notifies_the_channels_of_the_rules_it_answers(world: W
     world.post(200, {"action": "hold", "comment": "no channel", "decision_id": rise_5})
     world.post(300, {"action": "hold", "comment": "tell the safety team"})
     with world.db.session() as s:
-        (note,) = s.scalars(select(Notification)).all()
-        assert (note.event, note.channel, note.checkpoint_id) == (
-            "review_hold",
-            "safety-team",
-            world.ids[300],
-        )
-        assert note.payload["actor"] == "alice"
-        assert note.payload["comment"] == "tell the safety team"
-        assert note.payload["rules"] == ["rise-12-hold", "rise-5"]
+        (note,) = s.scalars(select(Notification).where(Notification.event == "review_hold"))
+        assert (note.channel, note.checkpoint_id) == ("safety-team", world.ids[300])
+        assert note.payload["review_hold"] is True
+        assert note.payload["explanation"] == "tell the safety team"
+        assert note.payload["details"]["actor"] == "alice"
+        assert note.payload["details"]["rules"] == ["rise-12-hold", "rise-5"]
 
 
 def test_a_decision_of_another_checkpoint_is_refused(world: World) -> None:

@@ -37,8 +37,9 @@ def decide(
     dispatch: Annotated[
         bool,
         typer.Option(
-            help="Queue the deep evaluations and holds the new decisions call for (sent by the "
-            "running watcher or worker). --no-dispatch only records the decisions."
+            help="Queue the deep evaluations, holds and notifications the new decisions call "
+            "for (sent by the running watcher or worker). --no-dispatch only records the "
+            "decisions."
         ),
     ] = True,
 ) -> None:

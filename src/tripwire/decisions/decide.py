@@ -25,6 +25,7 @@ from tripwire.decisions.record import (
     VerdictRecord,
     json_safe,
 )
+from tripwire.notify import producers as notify_producers
 from tripwire.policy.backtest import as_of, decide_step
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.policy.inputs import Snapshot
@@ -195,9 +196,13 @@ def _dispatch(
     initial: Actions,
     max_attempts: int,
 ) -> list[int]:
-    """A fired rule's actions: its deep suites (once per checkpoint and suite) and its hold."""
+    """A fired rule's actions: its deep suites (once per checkpoint and suite), its hold and its
+    notifications."""
     if verdict.actions.review_hold:
         checkpoint.meta = {**(checkpoint.meta or {}), "review_hold": True}
+    # notifications (issue #8): one outbox row per channel of ``actions.notify``, keyed by the
+    # decision, in this transaction; the outbox sender delivers them
+    notify_producers.rule_fired(session, checkpoint, decision)
     new_jobs = []
     for suite in _suites(policy, verdict, initial):
         job, created = repo.ensure_job(

@@ -73,21 +73,23 @@ def _item_hashes(score: TaskScore) -> tuple[str, ...]:
     return found
 
 
+def score_of(s: TaskScore) -> Score:
+    """The engine's view of one stored task score, per-item outcomes included."""
+    return Score(
+        task=s.task,
+        score=s.score,
+        stderr=s.stderr,
+        n_items=s.n_items,
+        higher_is_better=s.higher_is_better,
+        item_hashes=_item_hashes(s),
+        item_values=unpack_values(s.outcomes),
+        item_key=s.item_set.digest,
+    )
+
+
 def snapshot(checkpoint: Checkpoint, evaluation: Evaluation, run: str) -> Snapshot:
     """The engine's view of an evaluation, per-item outcomes included."""
-    scores = {
-        s.task: Score(
-            task=s.task,
-            score=s.score,
-            stderr=s.stderr,
-            n_items=s.n_items,
-            higher_is_better=s.higher_is_better,
-            item_hashes=_item_hashes(s),
-            item_values=unpack_values(s.outcomes),
-            item_key=s.item_set.digest,
-        )
-        for s in evaluation.scores
-    }
+    scores = {s.task: score_of(s) for s in evaluation.scores}
     return Snapshot(
         checkpoint=checkpoint.content_hash,
         run=run,

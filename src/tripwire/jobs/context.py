@@ -61,6 +61,8 @@ class Context:
     """Pause before the first retry after a transient error; doubled at each further one."""
     retry_backoff_max_s: float = 600.0
     """Longest pause between two attempts."""
+    notify_failures: list[str] = field(default_factory=list)
+    """Notification channels told when a job fails for good (``TRIPWIRE_NOTIFY_FAILURES``)."""
 
 
 def default_owner() -> str:
@@ -103,4 +105,5 @@ def context_from_settings(
         hash_cache=HashCache(hash_cache_path(settings)),
         retry_backoff_s=settings.retry_backoff_s,
         retry_backoff_max_s=settings.retry_backoff_max_s,
+        notify_failures=list(settings.notify_failures),
     )

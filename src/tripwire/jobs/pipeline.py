@@ -20,12 +20,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tripwire.decisions import decide_checkpoint
+from tripwire.decisions.levels import with_level_verdicts
 from tripwire.errors import ConfigError, JobError
 from tripwire.failures import FailureKind, classify_failure
 from tripwire.jobs import identity, retry
 from tripwire.jobs.celery_config import TASK_ROUTES
 from tripwire.jobs.context import TASK_NAMES, Context
 from tripwire.jobs.lease import Heartbeat, LostLease, assert_owner
+from tripwire.notify import producers as notify_producers
 from tripwire.results import SuiteResult
 from tripwire.sources import DiscoveredCheckpoint
 from tripwire.store import repo
@@ -69,6 +71,8 @@ def reconcile(ctx: Context, now: datetime | None = None) -> int:
     now = now or utcnow()
     with ctx.db.session() as session:
         exhausted = repo.expire_exhausted_jobs(session, now)
+        for job_id in exhausted:  # notifications (issue #8), in the failing transaction
+            notify_producers.job_failed(session, job_id, ctx.notify_failures)
     for job_id in exhausted:
         _after_failure(ctx, job_id)
     with ctx.db.session() as session:
@@ -220,6 +224,8 @@ def _fail(ctx: Context, job_id: int, kind: JobKind, reason: str) -> None:
     """Fail a job visibly; a failed proxy evaluation fails its checkpoint, and the run goes on."""
     with ctx.db.session() as session:
         repo.fail_job(session, job_id, reason)
+        # notifications (issue #8), in the failing transaction
+        notify_producers.job_failed(session, job_id, ctx.notify_failures, reason)
     log.error("job %s (%s) failed: %s", job_id, kind.value, reason)
     _after_failure(ctx, job_id)
 
@@ -348,7 +354,7 @@ def _deep_eval(ctx: Context, job_id: int) -> list[int]:
         job = session.get(Job, job_id)
         assert job is not None
         _note_source(job, path)
-        repo.save_evaluation(session, job.checkpoint, result, "deep")
+        repo.save_evaluation(session, job.checkpoint, with_level_verdicts(result), "deep")
         report, _ = repo.ensure_job(
             session,
             key=f"report:{job.checkpoint.content_hash}:deep:{result.suite_hash}",

@@ -16,6 +16,9 @@ from tripwire.jobs.context import Context, context_from_settings
 from tripwire.jobs.embedded import EmbeddedWorker
 from tripwire.jobs.pipeline import reconcile, unsettled_jobs
 from tripwire.jobs.watch import ScanSummary, Watcher
+from tripwire.notify.config import load_notify_config
+from tripwire.notify.sender import OutboxSender
+from tripwire.policy.schema import walk
 from tripwire.runner import Runner
 from tripwire.settings import Settings
 from tripwire.sources import LocalDirectorySource
@@ -34,11 +37,14 @@ class Service:
         console: Console | None = None,
         runner: Runner | None = None,
     ) -> None:
-        """Raises ``BrokerError`` at once if the broker cannot be reached, and SQLAlchemy's
-        ``OperationalError`` if the database cannot. ``runner`` replaces the one the settings
-        describe (for the embedded worker)."""
+        """Raises ``NotifyConfigError`` on a bad ``TRIPWIRE_NOTIFY_CONFIG`` file, ``BrokerError``
+        at once if the broker cannot be reached, and SQLAlchemy's ``OperationalError`` if the
+        database cannot. ``runner`` replaces the one the settings describe (for the embedded
+        worker)."""
         self.settings = settings
         self.embedded = not settings.broker_url
+        notify_path = settings.notify_config  # a bad channels file stops us before we start
+        notify_config = load_notify_config(notify_path) if notify_path is not None else None
         tasks.configure(settings.broker_url or "memory://localhost/")
         tasks.check_broker()
         self.ctx: Context = context_from_settings(
@@ -55,7 +61,16 @@ class Service:
             )
             for d in directories
         ]
-        self.watcher = Watcher(self.ctx, self.sources, settings.scan_interval_s)
+        # notifications (issue #8): the outbox is drained at every scan
+        self.notifier = OutboxSender.from_settings(settings, self.ctx.db, config=notify_config)
+        channels = _notify_channels(self.ctx, settings)
+        for warning in self.notifier.check_channels(channels):
+            log.warning("%s", warning)
+        if channels and self.notifier.config is None:
+            log.info("TRIPWIRE_NOTIFY_CONFIG is not set: notifications wait in the outbox")
+        self.watcher = Watcher(
+            self.ctx, self.sources, settings.scan_interval_s, after_poll=self.notifier.tick
+        )
         self.console = console
         self._worker: EmbeddedWorker | None = None
 
@@ -82,15 +97,31 @@ class Service:
         while time.monotonic() < deadline:
             try:
                 if unsettled_jobs(self.ctx) == 0:
+                    self._notify()
                     return True
                 time.sleep(poll_s)
                 reconcile(self.ctx)
+                self._notify()
             except OperationalError:  # the database is briefly unreachable: keep waiting
                 log.warning("database unreachable while waiting for jobs; retrying")
                 time.sleep(poll_s)
         return False
 
+    def _notify(self) -> None:
+        try:
+            self.notifier.tick()
+        except OperationalError:
+            raise
+        except Exception:
+            log.exception("notification sender failed; the outbox keeps its rows")
+
     def log_scan(self, summary: ScanSummary) -> None:
         if self.console is not None:
             for found in summary.new:
                 self.console.print(f"discovered {found}")
+
+
+def _notify_channels(ctx: Context, settings: Settings) -> list[str]:
+    """Every channel the policy's rules and ``TRIPWIRE_NOTIFY_FAILURES`` name."""
+    names = [name for _, rule in walk(ctx.policy.policy.rules) for name in rule.actions.notify]
+    return [*names, *settings.notify_failures]

@@ -32,11 +32,19 @@ class Watcher:
     """Polls sources (woken early by file-system events) and feeds the pipeline."""
 
     def __init__(
-        self, ctx: Context, sources: Sequence[LocalDirectorySource], scan_interval_s: float = 10.0
+        self,
+        ctx: Context,
+        sources: Sequence[LocalDirectorySource],
+        scan_interval_s: float = 10.0,
+        *,
+        after_poll: Callable[[], object] | None = None,
     ) -> None:
+        """``after_poll`` runs at the end of every scan (the notification outbox sender); an
+        error in it is logged, and scanning goes on."""
         self.ctx = ctx
         self.sources = list(sources)
         self.scan_interval_s = scan_interval_s
+        self.after_poll = after_poll
         self._failures_seen: set[tuple[str, str]] = set()
         self._ingested: set[tuple[str, str]] = set()
         """(content hash, path) pairs recorded by this process: later scans skip them. A
@@ -65,6 +73,11 @@ class Watcher:
                     short = found.content_hash.removeprefix("sha256:")[:12]
                     summary.new.append(f"{found.run} step {found.step} ({short})")
         summary.resent = reconcile(self.ctx)
+        if self.after_poll is not None:
+            try:
+                self.after_poll()
+            except Exception:
+                log.exception("after-scan hook failed; scanning goes on")
         return summary
 
     def run(

@@ -174,3 +174,14 @@ def _compute(run: _Run, snap: Snapshot, factor: float) -> bool | None:
         run.compute_reference = flop
         return True
     return False
+
+
+def compute_trigger(flops: Iterable[float | None], factor: float = 4.0) -> list[bool | None]:
+    """Where an effective-compute rule (a deep evaluation every ``factor`` x training compute)
+    fires along a run's checkpoints, in order: the replay's own rule, for reports."""
+    run = _Run()
+    out: list[bool | None] = []
+    for flop in flops:
+        snap = Snapshot("", "", None, {}, flop)
+        out.append(_compute(run, snap, factor))
+    return out

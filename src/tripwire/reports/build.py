@@ -14,14 +14,18 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tripwire.decisions.inputs import is_held
-from tripwire.decisions.read import DecisionSet, StoredDecision, decision_sets, sets_by_checkpoint
+from tripwire.decisions.inputs import earlier_in_run, is_held, order_key, score_of
+from tripwire.decisions.read import DecisionSet, StoredDecision, decision_sets
 from tripwire.decisions.record import SubjectRecord
-from tripwire.policy.engine import BASELINE_RULE_ID
+from tripwire.policy.compare import measure_change
+from tripwire.policy.stats import mcnemar_midp
+from tripwire.reports.evaluations import evaluation_of
 from tripwire.reports.model import (
     ActionsRow,
     BaselineRef,
+    ChangeRow,
     CheckpointInfo,
+    CheckpointRef,
     CheckpointReport,
     ComparisonRow,
     DecisionRow,
@@ -29,13 +33,17 @@ from tripwire.reports.model import (
     DeepResult,
     JobRow,
     PolicyRef,
-    RunReport,
     ScoreRow,
     SuiteRef,
-    TrajectoryPoint,
 )
-from tripwire.reports.paths import checkpoint_href
-from tripwire.reports.render import write_checkpoint_report, write_run_report, write_site_index
+from tripwire.reports.render import (
+    write_audit_page,
+    write_checkpoint_report,
+    write_items_report,
+    write_run_report,
+    write_site_index,
+)
+from tripwire.reports.trajectory import run_report
 from tripwire.store.models import (
     Checkpoint,
     Evaluation,
@@ -46,28 +54,11 @@ from tripwire.store.models import (
 )
 
 
-def _latest_proxy(session: Session, checkpoint_id: int) -> Evaluation | None:
-    return session.scalar(
-        select(Evaluation)
-        .where(Evaluation.checkpoint_id == checkpoint_id, Evaluation.kind == "proxy")
-        .order_by(Evaluation.id.desc())
-        .limit(1)
-    )
-
-
-def _evaluation_of(
-    session: Session, subject: SubjectRecord | None, checkpoint_id: int | None
-) -> Evaluation | None:
-    """The evaluation a decision record names; the latest proxy one for older records."""
-    if subject is not None and subject.evaluation_id is not None:
-        found = session.get(Evaluation, subject.evaluation_id)
-        if found is not None:
-            return found
-    return _latest_proxy(session, checkpoint_id) if checkpoint_id is not None else None
-
-
-def _score_rows(scores: Sequence[TaskScore], baseline: Evaluation | None) -> list[ScoreRow]:
+def _score_rows(
+    scores: Sequence[TaskScore], baseline: Evaluation | None, previous: Evaluation | None = None
+) -> list[ScoreRow]:
     base = {s.task: s.score for s in baseline.scores} if baseline is not None else {}
+    before = {s.task: s for s in previous.scores} if previous is not None else {}
     rows = []
     for s in scores:
         b = base.get(s.task)
@@ -82,9 +73,37 @@ def _score_rows(scores: Sequence[TaskScore], baseline: Evaluation | None) -> lis
                 num_fewshot=s.num_fewshot,
                 baseline_score=b,
                 delta_points=None if b is None else 100.0 * sign * (s.score - b),
+                alert_level=s.alert_level,
+                critical_level=s.critical_level,
+                level_verdict=s.level_verdict,
+                change=change_row(s, before[s.task]) if s.task in before else None,
             )
         )
     return rows
+
+
+def change_row(current: TaskScore, reference: TaskScore) -> ChangeRow | None:
+    """How ``current`` moved from ``reference``, paired on shared items: the estimate with a
+    two-sided 95% interval and the p-value against no change (a view of two stored results,
+    made when the page is written)."""
+    change = measure_change(score_of(current), score_of(reference))
+    if isinstance(change, str):
+        return None
+    est = change.est
+    p = None
+    if change.discordant is not None:
+        p = min(
+            1.0, 2 * min(mcnemar_midp(*change.discordant), mcnemar_midp(*change.discordant[::-1]))
+        )
+    return ChangeRow(
+        estimate=100 * est.estimate,
+        low=100 * est.lower(0.025),
+        high=100 * est.upper(0.025),
+        method=est.method,
+        paired_items=est.n,
+        discordant=change.discordant,
+        p_no_change=p,
+    )
 
 
 def decision_row(stored: StoredDecision) -> DecisionRow:
@@ -140,6 +159,32 @@ def decision_row(stored: StoredDecision) -> DecisionRow:
     )
 
 
+def _ref(checkpoint: Checkpoint) -> CheckpointRef:
+    return CheckpointRef(
+        content_hash=checkpoint.content_hash, step=checkpoint.step, run=checkpoint.run.name
+    )
+
+
+def _previous_deep(
+    session: Session, earlier: list[Checkpoint], suite_name: str
+) -> tuple[Checkpoint, Evaluation] | None:
+    """The latest earlier checkpoint of the run with a deep evaluation of ``suite_name``."""
+    by_id = {c.id: c for c in earlier}
+    if not by_id:
+        return None
+    found = session.scalars(
+        select(Evaluation).where(
+            Evaluation.checkpoint_id.in_(list(by_id)),
+            Evaluation.kind == "deep",
+            Evaluation.suite_name == suite_name,
+        )
+    ).all()
+    if not found:
+        return None
+    latest = max(found, key=lambda e: (order_key(by_id[e.checkpoint_id]), e.id))
+    return by_id[latest.checkpoint_id], latest
+
+
 def _set_row(decisions: DecisionSet) -> DecisionSetRow:
     return DecisionSetRow(
         policy=PolicyRef(name=decisions.policy_name, hash=decisions.policy_hash),
@@ -174,14 +219,18 @@ def checkpoint_report(
     sets = decision_sets(session, cp.id)
     live = sets[0] if sets else None
     first = live.decisions[0] if live and live.decisions else None
-    proxy = _evaluation_of(session, first.record.checkpoint if first else None, cp.id)
+    proxy = evaluation_of(session, first.record.checkpoint if first else None, cp.id)
     baseline, base_subject = _baseline_checkpoint(session, first)
     base_eval = (
-        _evaluation_of(session, base_subject, baseline.id if baseline else None)
+        evaluation_of(session, base_subject, baseline.id if baseline else None)
         if baseline is not None
         else None
     )
     jobs = list(session.scalars(select(Job).where(Job.checkpoint_id == cp.id).order_by(Job.id)))
+    earlier = earlier_in_run(session, cp)
+    later = [c for c in cp.run.checkpoints if order_key(c) > order_key(cp)]
+    previous_cp = earlier[-1] if earlier else None
+    next_cp = min(later, key=order_key) if later else None
     deep = []
     for job in jobs:
         if job.kind != JobKind.deep_eval:
@@ -191,13 +240,18 @@ def checkpoint_report(
                 Evaluation.checkpoint_id == cp.id, Evaluation.suite_hash == job.suite_hash
             )
         )
+        name = evaluation.suite_name if evaluation else Path(job.suite_path or "").stem
+        before = _previous_deep(session, earlier, name)
         deep.append(
             DeepResult(
-                suite_name=evaluation.suite_name if evaluation else Path(job.suite_path or "").stem,
+                suite_name=name,
                 suite_hash=job.suite_hash or "",
-                scores=_score_rows(evaluation.scores, None) if evaluation else [],
+                scores=_score_rows(evaluation.scores, None, before[1] if before else None)
+                if evaluation
+                else [],
                 state=job.state.value,
                 error=job.error,
+                previous=_ref(before[0]) if before else None,
             )
         )
     return CheckpointReport(
@@ -223,6 +277,8 @@ def checkpoint_report(
         decisions=[decision_row(d) for d in live.decisions] if live else [],
         other_decisions=[_set_row(s) for s in sets[1:]],
         review_hold=is_held(cp),
+        previous=_ref(previous_cp) if previous_cp else None,
+        next=_ref(next_cp) if next_cp else None,
         deep=deep,
         jobs=[
             JobRow(
@@ -239,69 +295,15 @@ def checkpoint_report(
     )
 
 
-def run_report(session: Session, run_id: int, now: datetime | None = None) -> RunReport:
-    """A run's capability trajectory, from its stored evaluations and live decisions."""
-    run = session.get(Run, run_id)
-    if run is None:
-        raise LookupError(f"no run with id {run_id}")
-    checkpoints = sorted(run.checkpoints, key=lambda c: (c.step is None, c.step or 0, c.id))
-    sets = sets_by_checkpoint(session, [c.id for c in checkpoints])
-    deep_ids = set(
-        session.scalars(
-            select(Job.checkpoint_id).where(
-                Job.checkpoint_id.in_([c.id for c in checkpoints]), Job.kind == JobKind.deep_eval
-            )
-        )
-    )
-    points = []
-    tasks: list[str] = []
-    policies: list[PolicyRef] = []
-    for cp in checkpoints:
-        found = sets.get(cp.id)
-        live = found[0] if found else None
-        first = live.decisions[0] if live and live.decisions else None
-        proxy = _evaluation_of(session, first.record.checkpoint if first else None, cp.id)
-        all_fired = live.fired if live else []
-        fired = [d for d in all_fired if d.row.rule_id != BASELINE_RULE_ID]
-        baseline_evaluation = any(d.row.rule_id == BASELINE_RULE_ID for d in all_fired)
-        if live is not None:
-            ref = PolicyRef(name=live.policy_name, hash=live.policy_hash)
-            if ref not in policies:
-                policies.append(ref)
-        scores = {s.task: s.score for s in proxy.scores} if proxy else {}
-        for task in scores:
-            if task not in tasks:
-                tasks.append(task)
-        points.append(
-            TrajectoryPoint(
-                step=cp.step,
-                content_hash=cp.content_hash,
-                state=cp.state.value,
-                scores=scores,
-                stderrs={s.task: s.stderr for s in proxy.scores} if proxy else {},
-                fired=bool(fired),
-                baseline_evaluation=baseline_evaluation,
-                fired_rules=[d.row.rule_id for d in fired],
-                fired_severity="critical"
-                if any(d.record.verdict.severity == "critical" for d in fired)
-                else ("alert" if fired else None),
-                deep_evaluated=cp.id in deep_ids,
-                report_href=checkpoint_href(cp.step, cp.content_hash),
-            )
-        )
-    return RunReport(
-        generated_at=now or datetime.now(UTC),
-        run=run.name,
-        policies=policies,
-        points=points,
-        tasks=tasks,
-    )
-
-
 def write_reports(session: Session, checkpoint_id: int, out_dir: Path) -> dict[str, Path]:
     """Write one checkpoint's pages, its run's trajectory page and the site index."""
+    from tripwire.reports.items import baseline_items
+
     report = checkpoint_report(session, checkpoint_id)
     paths = write_checkpoint_report(report, out_dir)
+    items = baseline_items(session, checkpoint_id)
+    if items is not None:
+        paths["items"] = write_items_report(items, out_dir)
     cp = session.get(Checkpoint, checkpoint_id)
     assert cp is not None
     paths["run"] = write_run_report(run_report(session, cp.run_id), out_dir)
@@ -311,12 +313,20 @@ def write_reports(session: Session, checkpoint_id: int, out_dir: Path) -> dict[s
 
 
 def write_all_reports(session: Session, out_dir: Path) -> Path:
-    """Write every checkpoint's and run's pages from stored records; return the site index."""
+    """Write every checkpoint's, run's and item page, and the audit page, from stored records
+    (a self-contained folder for auditors); return the site index."""
+    from tripwire.reports.items import baseline_items
+    from tripwire.reports.overview import audit_page
+
     runs = []
     for run in session.scalars(select(Run).order_by(Run.id)):
         for cp in run.checkpoints:
             write_checkpoint_report(checkpoint_report(session, cp.id), out_dir)
+            items = baseline_items(session, cp.id)
+            if items is not None:
+                write_items_report(items, out_dir)
         report = run_report(session, run.id)
         write_run_report(report, out_dir)
         runs.append(report)
+    write_audit_page(audit_page(session, 1, per_page=1_000_000), out_dir)
     return write_site_index(runs, out_dir)

@@ -50,6 +50,30 @@ class ScoreRow(_Model):
     """The baseline checkpoint's score on the same task, as a fraction; None without baseline."""
     delta_points: float | None = None
     """``score - baseline_score`` in points (x 100); None without baseline."""
+    alert_level: float | None = None
+    """Deep suites: the alert level the suite declares for the task, in points."""
+    critical_level: float | None = None
+    level_verdict: str | None = None
+    """``critical``, ``alert``, ``below`` or ``unresolved``, as judged when the result was
+    stored (one-sided 95% bounds against the levels)."""
+    change: ChangeRow | None = None
+    """Deep suites: the change since the run's previous deep evaluation of the same suite."""
+
+
+class ChangeRow(_Model):
+    """A paired (or unpaired) change between two stored evaluations of one task."""
+
+    estimate: float
+    """Points."""
+    low: float
+    """Lower bound of the two-sided 95% interval, in points."""
+    high: float
+    method: str
+    paired_items: int = 0
+    discordant: tuple[int, int] | None = None
+    """Items newly right and newly wrong."""
+    p_no_change: float | None = None
+    """Two-sided p-value against "no change" (exact McNemar mid-p for paired binary items)."""
 
 
 class ComparisonRow(_Model):
@@ -134,6 +158,14 @@ class DecisionRow(_Model):
     """Hash of this record in the hash-chained decision log."""
 
 
+class CheckpointRef(_Model):
+    """Another checkpoint a page links to."""
+
+    content_hash: str
+    step: int | None = None
+    run: str | None = None
+
+
 class DeepResult(_Model):
     """One deep suite run (or queued) on the checkpoint."""
 
@@ -144,6 +176,9 @@ class DeepResult(_Model):
     state: JobState
     error: str | None = None
     """Why the deep evaluation failed; None unless ``state`` is ``failed``."""
+    previous: CheckpointRef | None = None
+    """The run's previous checkpoint evaluated with the same deep suite (``scores[*].change``
+    is measured from it)."""
 
 
 class JobRow(_Model):
@@ -234,6 +269,9 @@ class CheckpointReport(_Model):
     """Decisions appended later under other policies; they dispatched only if they say so."""
     review_hold: bool = False
     """The checkpoint is held for review now (it cannot become a baseline)."""
+    previous: CheckpointRef | None = None
+    """The run's checkpoint before this one (by step)."""
+    next: CheckpointRef | None = None
     deep: list[DeepResult] = Field(default_factory=list)
     jobs: list[JobRow] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)
@@ -260,6 +298,18 @@ class TrajectoryPoint(_Model):
     """Highest severity among the fired rules; None when none fired."""
     deep_evaluated: bool = False
     """Whether a deep evaluation was dispatched for this checkpoint."""
+    held: bool = False
+    """Held for review now (it cannot become a baseline)."""
+    tokens_seen: int | None = None
+    training_flop: float | None = None
+    """Training compute to date (cumulative), in FLOP."""
+    compute_rule_fired: bool | None = None
+    """Whether an effective-compute rule (``RunReport.compute_rule``) would have called for a
+    deep evaluation here; None when the compute is unknown."""
+    baseline_step: int | None = None
+    """The step of the baseline the live decision compared this checkpoint with."""
+    baseline_scores: dict[str, float] = Field(default_factory=dict)
+    """That baseline's proxy scores, as a fraction, as the decision record holds them."""
     report_href: str
     """Link to the checkpoint's page, relative to the run page (see ``paths.checkpoint_href``)."""
 
@@ -271,6 +321,21 @@ class TrajectoryPoint(_Model):
                 f"report_href must be a relative link such as 'step-100-ab12.html', got {href!r}"
             )
         return href
+
+
+class RuleBand(_Model):
+    """A rule's threshold on one benchmark, drawn on the run's trajectory."""
+
+    rule_id: str
+    task: str
+    kind: Literal["delta", "level"]
+    severity: Severity
+    threshold: float | None = None
+    """``delta``: the rise above the baseline, in ``scale`` units."""
+    scale: str = "points"
+    level: float | None = None
+    """``level``: the alert level, in points."""
+    critical_level: float | None = None
 
 
 class RunReport(_Model):
@@ -286,3 +351,11 @@ class RunReport(_Model):
     """Checkpoints in training order."""
     tasks: list[str] = Field(default_factory=list)
     """Proxy tasks, in the order they are plotted and tabulated."""
+    bands: list[RuleBand] = Field(default_factory=list)
+    """Thresholds of the live policies' delta and level rules, per benchmark."""
+    compute_rule: str = "every 4x training compute"
+    """The effective-compute rule shown beside the capability triggers."""
+    compute_factor: float = 4.0
+
+
+ScoreRow.model_rebuild()

@@ -15,11 +15,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
-from tripwire.reports import views
+from tripwire.reports import panels, views
+from tripwire.reports.links import StaticLinks
 from tripwire.reports.model import CheckpointReport, RunReport
+
+if TYPE_CHECKING:
+    from tripwire.reports.items import ItemsReport
+    from tripwire.reports.overview import AuditPage
 from tripwire.reports.paths import (
     checkpoint_stem,
     run_dir,
@@ -27,7 +33,6 @@ from tripwire.reports.paths import (
     short_hash,
     write_atomic,
 )
-from tripwire.reports.svg import trajectory_svg
 
 
 @cache
@@ -40,6 +45,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.globals["LEVEL_VERDICTS"] = views.LEVEL_VERDICTS
     env.filters.update(
         points=views.points,
         pm=views.plus_minus,
@@ -47,6 +53,7 @@ def environment() -> jinja2.Environment:
         number=views.number,
         p_value=views.p_value,
         alpha=views.alpha,
+        quantity=views.quantity,
         scientific=views.scientific,
         count=views.count,
         ts=views.timestamp,
@@ -69,6 +76,7 @@ def write_checkpoint_report(report: CheckpointReport, out_dir: Path) -> dict[str
         "r": report,
         "banner": views.banner(report),
         "decisions": views.ordered_decisions(report),
+        "links": StaticLinks(),
     }
     write_atomic(paths["json"], report.model_dump_json(indent=2) + "\n")
     write_atomic(paths["html"], _render("checkpoint.html.j2", **context))
@@ -76,11 +84,21 @@ def write_checkpoint_report(report: CheckpointReport, out_dir: Path) -> dict[str
     return paths
 
 
+def run_charts(report: RunReport) -> dict[str, object]:
+    """The run page's chart context: one panel per benchmark on each axis the run knows."""
+    axes = [a for a in panels.AXES if panels.available(report, a)]
+    return {
+        "axes": [(a, panels.AXES[a]) for a in axes],
+        "missing_axes": [panels.AXES[a] for a in panels.AXES if a not in axes and a != "order"],
+        "panels": {a: [panels.panel(report, t, a) for t in report.tasks] for a in axes},
+        "legend": panels.legend(),
+    }
+
+
 def write_run_report(report: RunReport, out_dir: Path) -> Path:
     """Write a run's trajectory page (``index.html``) and its JSON; return the HTML path."""
     directory = run_dir(out_dir, report.run)
-    steps_known = all(p.step is not None for p in report.points)
-    html = _render("run.html.j2", r=report, chart=trajectory_svg(report), steps_known=steps_known)
+    html = _render("run.html.j2", r=report, links=StaticLinks(), **run_charts(report))
     write_atomic(directory / "index.json", report.model_dump_json(indent=2) + "\n")
     write_atomic(directory / "index.html", html)
     return directory / "index.html"
@@ -97,4 +115,20 @@ def write_site_index(
     now = generated_at or datetime.now(UTC)
     path = out_dir.resolve() / "index.html"
     write_atomic(path, _render("site.html.j2", rows=rows, generated_at=now))
+    return path
+
+
+def write_items_report(report: ItemsReport, out_dir: Path) -> Path:
+    """Write the items page of a checkpoint against its baseline, beside its report."""
+    c = report.checkpoint
+    directory = run_dir(out_dir, c.run or "")
+    path = directory / f"{checkpoint_stem(c.step, c.content_hash)}-items.html"
+    write_atomic(path, _render("items.html.j2", r=report, links=StaticLinks()))
+    return path
+
+
+def write_audit_page(page: AuditPage, out_dir: Path) -> Path:
+    """Write ``audit.html`` (the log and its chain status) next to the site index."""
+    path = out_dir.resolve() / "audit.html"
+    write_atomic(path, _render("audit.html.j2", a=page, links=StaticLinks()))
     return path

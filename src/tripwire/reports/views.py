@@ -147,3 +147,29 @@ def md_cell(value: object) -> str:
     text = str(value).replace("\\", "\\\\").replace("|", "\\|")
     text = text.replace("<", "&lt;").replace(">", "&gt;")
     return " ".join(text.split())
+
+
+def quantity(value: float | None, unit: str | None, *, sign: bool = False) -> str:
+    """A rule's threshold or statistic in its unit: ``1.0e26 FLOP``, ``4x compute``,
+    ``182.0 days``, ``+5.30 points``; a dash when missing."""
+    if value is None or not _finite(value):
+        return MISSING
+    if unit == "FLOP":
+        return f"{value:.2e} FLOP"
+    if unit == "x compute":
+        return f"{value:.3g}x compute"
+    if unit == "days":
+        return f"{value:.1f} days"
+    if unit == "rules":
+        return f"{value:g} rules"
+    text = f"{value:+.2f}" if sign else f"{value:.2f}"
+    return f"{text} {unit}" if unit else text
+
+
+LEVEL_VERDICTS = {
+    "critical": "critical level reached (established)",
+    "alert": "alert level reached (established)",
+    "unresolved": "unresolved: the interval straddles a level",
+    "below": "below the alert level",
+}
+"""How a deep result's level verdict reads."""

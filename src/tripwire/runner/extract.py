@@ -85,6 +85,8 @@ def task_result(
     metric, higher_is_better = _pick_metric(result, entry, leaves)
     doc_hashes: list[str] = []
     values: list[float] = []
+    texts: list[tuple[str, str]] = []
+    answers: list[str] = []
     prefix = entry.task not in leaves or len(leaves) > 1
     for leaf in leaves:
         for sample in result["samples"].get(leaf, []):
@@ -93,6 +95,9 @@ def task_result(
             key = f"{leaf}:{sample['doc_hash']}" if prefix else sample["doc_hash"]
             doc_hashes.append(key)
             values.append(float(sample[metric]))
+            prompt, target, answer = item_text(sample, metric)
+            texts.append((prompt, target))
+            answers.append(answer)
     scores = result["results"].get(entry.task)
     if scores is None and len(leaves) == 1:
         scores = result["results"].get(leaves[0])
@@ -123,5 +128,43 @@ def task_result(
         num_fewshot=int(n_shot or 0),
         higher_is_better=higher_is_better,
         task_version=None if version is None else str(version),
-        items=ItemOutcomes(doc_hashes=doc_hashes, values=values),
+        alert_level=entry.alert_level,
+        critical_level=entry.critical_level,
+        items=ItemOutcomes(doc_hashes=doc_hashes, values=values, texts=texts, answers=answers),
     )
+
+
+PROMPT_CHARS = 1500
+"""The end of a prompt that is kept (few-shot examples come first; the question last)."""
+ANSWER_CHARS = 300
+
+
+def item_text(sample: dict[str, Any], metric: str) -> tuple[str, str, str]:
+    """(prompt, target, answer) of one logged lm-eval sample, for reviewers: the context the
+    model saw, the right answer, and the choice it ranked first (by the metric's normalisation)
+    or its filtered generation. Best effort: an unexpected layout gives empty strings."""
+    try:
+        arguments = list(sample.get("arguments") or [])
+        first = arguments[0] if arguments else ("",)
+        prompt = str(first[0])[-PROMPT_CHARS:]
+        target = sample.get("target")
+        responses = sample.get("filtered_resps")
+        choices = [a[1] for a in arguments if isinstance(a, tuple | list) and len(a) > 1]
+        scored = (
+            isinstance(responses, list)
+            and len(responses) == len(arguments) > 1
+            and all(isinstance(r, tuple | list) and r for r in responses)
+            and all(isinstance(c, str) for c in choices)
+        )
+        if scored:
+            lls = [float(r[0]) for r in responses]  # type: ignore[union-attr]
+            if metric.endswith("_norm"):
+                lls = [ll / max(len(c), 1) for ll, c in zip(lls, choices, strict=True)]
+            answer = choices[max(range(len(lls)), key=lls.__getitem__)]
+            if isinstance(target, int) and 0 <= target < len(choices):
+                target = choices[target]
+        else:
+            answer = responses[0] if isinstance(responses, list) and responses else responses
+        return prompt, str(target)[:ANSWER_CHARS], str(answer)[:ANSWER_CHARS]
+    except (IndexError, TypeError, ValueError):
+        return "", "", ""

@@ -106,6 +106,7 @@ def evaluation_fields(evaluation: Any, scores: list[Any] | None = None) -> dict[
                     "task_version": s.task_version,
                     "item_set_id": s.item_set_id,
                     "outcomes_sha256": sha256(bytes(s.outcomes)),
+                    "level_verdict": getattr(s, "level_verdict", None),
                 }
                 for s in rows
             ),

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Dialect,
     Enum,
@@ -98,7 +99,8 @@ class Checkpoint(Base):
     step: Mapped[int | None] = mapped_column(Integer)
     stage: Mapped[str] = mapped_column(String(64), default="pretrain")
     parents: Mapped[list[Any]] = mapped_column(default=list)
-    tokens_seen: Mapped[int | None] = mapped_column(Integer)
+    tokens_seen: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    """Tokens of training so far: trillions for a frontier run (a 64-bit column)."""
     training_flop: Mapped[float | None] = mapped_column(Float)
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     path: Mapped[str] = mapped_column(Text)
@@ -147,6 +149,18 @@ class ItemSet(Base):
     hashes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ItemTexts(Base):
+    """The prompts and targets of an item set under one task configuration, stored once
+    (zlib-compressed JSON, aligned to the item set) and shared by every evaluation that asked
+    them."""
+
+    __tablename__ = "item_texts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    n_items: Mapped[int] = mapped_column(Integer)
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Evaluation(Base):
     """One suite scored on one checkpoint."""
 
@@ -186,8 +200,18 @@ class TaskScore(Base):
     item_set_id: Mapped[int] = mapped_column(ForeignKey("item_sets.id"))
     outcomes: Mapped[bytes] = mapped_column(LargeBinary)
     """float32 little-endian, aligned to the item set."""
+    texts_id: Mapped[int | None] = mapped_column(ForeignKey("item_texts.id"))
+    """The items' prompts and targets, when the runner kept them."""
+    answers: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The checkpoint's answer to each item (zlib-compressed JSON list), when kept."""
+    alert_level: Mapped[float | None] = mapped_column(Float)
+    """Deep suites: the task's alert level (points) as the suite declared it."""
+    critical_level: Mapped[float | None] = mapped_column(Float)
+    level_verdict: Mapped[str | None] = mapped_column(String(16))
+    """``critical``, ``alert``, ``below`` or ``unresolved`` (``tripwire.decisions.levels``)."""
     evaluation: Mapped[Evaluation] = relationship(back_populates="scores")
     item_set: Mapped[ItemSet] = relationship()
+    texts: Mapped[ItemTexts | None] = relationship()
     __table_args__ = (UniqueConstraint("evaluation_id", "task"),)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import zlib
 
 import numpy as np
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tripwire.results import ItemOutcomes
-from tripwire.store.models import ItemSet
+from tripwire.store.models import ItemSet, ItemTexts
 
 
 def item_set_digest(doc_hashes: list[str]) -> str:
@@ -50,3 +51,28 @@ def unpack(item_set: ItemSet, blob: bytes) -> ItemOutcomes:
     return ItemOutcomes(
         doc_hashes=unpack_hashes(item_set), values=[float(v) for v in unpack_values(blob)]
     )
+
+
+def get_or_create_texts(session: Session, texts: list[tuple[str, str]]) -> ItemTexts:
+    """The stored prompts and targets with exactly this content, created if new."""
+    blob = zlib.compress(json.dumps(texts, separators=(",", ":")).encode(), 6)
+    digest = hashlib.sha256(blob).hexdigest()
+    found = session.scalar(select(ItemTexts).where(ItemTexts.digest == digest))
+    if found is not None:
+        return found
+    row = ItemTexts(digest=digest, n_items=len(texts), blob=blob)
+    with session.begin_nested():
+        session.add(row)
+    return row
+
+
+def unpack_texts(row: ItemTexts) -> list[tuple[str, str]]:
+    return [(str(p), str(t)) for p, t in json.loads(zlib.decompress(row.blob))]
+
+
+def pack_answers(answers: list[str]) -> bytes:
+    return zlib.compress(json.dumps(answers, separators=(",", ":")).encode(), 6)
+
+
+def unpack_answers(blob: bytes) -> list[str]:
+    return [str(a) for a in json.loads(zlib.decompress(blob))]

@@ -29,7 +29,12 @@ from tripwire.store.models import (
     TaskScore,
     utcnow,
 )
-from tripwire.store.outcomes import get_or_create_item_set, pack_values
+from tripwire.store.outcomes import (
+    get_or_create_item_set,
+    get_or_create_texts,
+    pack_answers,
+    pack_values,
+)
 
 
 def get_or_create_run(session: Session, name: str) -> Run:
@@ -144,6 +149,8 @@ def save_evaluation(
     )
     for task in result.tasks.values():
         item_set = get_or_create_item_set(session, task.items.doc_hashes)
+        texts = task.items.texts
+        answers = task.items.answers
         evaluation.scores.append(
             TaskScore(
                 task=task.task,
@@ -157,6 +164,11 @@ def save_evaluation(
                 task_version=task.task_version,
                 item_set=item_set,
                 outcomes=pack_values(task.items.values),
+                texts=get_or_create_texts(session, texts) if texts else None,
+                answers=pack_answers(answers) if answers else None,
+                alert_level=task.alert_level,
+                critical_level=task.critical_level,
+                level_verdict=task.level_verdict,
             )
         )
     session.add(evaluation)
