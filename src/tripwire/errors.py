@@ -16,7 +16,13 @@ The CLI prints these in one or two lines, without a traceback, and exits non-zer
     ├── StoreError             the database is missing, unreachable or in an unexpected state
     ├── BrokerError            the Celery broker (TRIPWIRE_BROKER_URL) cannot be reached
     ├── DeliveryError          a notification could not be delivered to its channel (retried)
-    └── JobError               a job cannot be claimed or run (job, reason)
+    ├── JobError               a job cannot be claimed or run (job, reason)
+    ├── TokenError             a token name is taken or unknown (name)
+    └── ReviewError            a review action or a checkpoint lookup is refused (status, field)
+        ├── CheckpointNotFound     no checkpoint matches an identifier (404)
+        ├── AmbiguousCheckpoint    a prefix matches several checkpoints (409)
+        ├── InvalidReview          a field of a review action is missing or wrong (422)
+        └── ReviewConflict         the action does not fit the checkpoint's state (409)
 
 Which errors a job retries and which fail it at once: ``tripwire.failures``.
 """
@@ -112,3 +118,42 @@ class DeliveryError(TripwireError):
 
 class JobError(TripwireError):
     """A job cannot be claimed or run."""
+
+
+class TokenError(TripwireError):
+    """A token cannot be created or revoked: the name is taken, or no token has it."""
+
+
+class ReviewError(TripwireError):
+    """A review action or a checkpoint lookup is refused; ``status`` is its HTTP status."""
+
+    status: int = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        """The request field at fault, when one is (``comment``, ``decision_id``)."""
+        super().__init__(message)
+
+
+class CheckpointNotFound(ReviewError):
+    """No checkpoint matches the identifier (a content hash or a prefix of one)."""
+
+    status = 404
+
+
+class AmbiguousCheckpoint(ReviewError):
+    """A hash prefix matches more than one checkpoint: give more characters."""
+
+    status = 409
+
+
+class InvalidReview(ReviewError):
+    """A field of a review action is missing or wrong (``field`` names it)."""
+
+    status = 422
+
+
+class ReviewConflict(ReviewError):
+    """The action does not fit the checkpoint's state (releasing a checkpoint that is not held)."""
+
+    status = 409

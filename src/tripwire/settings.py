@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -54,6 +54,18 @@ class Settings(BaseSettings):
     evaluation. Every process on one Redis must use the same value (the shortest wins)."""
     task_time_limit_s: float = Field(default=5 * 3600.0, gt=0)
     """Hard limit on one task; its pool child is killed past it."""
+    secret_key: SecretStr | None = None
+    """Signs the web app's session cookies. Unset: a random key generated once and kept in
+    ``<home>/secret_key`` (mode 0600). Replicas behind one load balancer need the same key."""
+    session_max_age_s: int = Field(default=12 * 3600, gt=0)
+    """A browser session ends this long after sign-in."""
+    https_only: bool = False
+    """TLS terminates in front of ``tripwire serve``: session cookies are marked ``Secure``."""
+    api_url: str | None = None
+    """The review app's base URL for ``tripwire review`` (default ``http://127.0.0.1:8000``)
+    and ``tripwire gate`` (unset: the gate reads the database directly)."""
+    token: SecretStr | None = None
+    """The bearer token ``tripwire review`` and ``tripwire gate`` send to the API."""
 
     # ------------------------------------------------------------ notifications (issue #8)
     notify_config: Path | None = None

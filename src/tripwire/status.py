@@ -14,6 +14,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tripwire.decisions.inputs import is_held
 from tripwire.settings import Settings
 from tripwire.store.db import Database
 from tripwire.store.models import (
@@ -43,7 +44,7 @@ class CheckpointStatus(BaseModel):
     deep_jobs: list[str]
     """States of its deep-evaluation jobs."""
     review_hold: bool = False
-    """A fired rule asked for human review of this checkpoint."""
+    """Held for review (by a fired rule or a reviewer) and not released."""
     error: str | None
 
 
@@ -95,7 +96,7 @@ def status_snapshot(session: Session) -> StatusSnapshot:
                 discovered_at=cp.discovered_at,
                 fired_rules=fired.get(cp.id, []),
                 deep_jobs=deep.get(cp.id, []),
-                review_hold=bool((cp.meta or {}).get("review_hold")),
+                review_hold=is_held(cp),
                 error=cp.error,
             )
         )

@@ -14,7 +14,8 @@ from tests.decided import decide_live, write_policy
 from tests.seed import settings_for
 from tripwire.reports.build import write_all_reports
 from tripwire.store.db import Database
-from tripwire.store.models import Checkpoint
+from tripwire.store.models import Checkpoint, Role
+from tripwire.tokens import create_token
 from tripwire.web.app import create_app
 
 
@@ -35,8 +36,12 @@ def decided(database_url: str, tmp_path: Path) -> Iterator[tuple[Database, list[
 def client(
     decided: tuple[Database, list[str]], database_url: str, tmp_path: Path
 ) -> Iterator[TestClient]:
+    """A client signed in with a viewer's token (every page and API call needs one)."""
+    db, _ = decided
+    with db.session() as s:
+        _, token = create_token(s, name="page-reader", role=Role.viewer)
     app = create_app(settings_for(database_url, tmp_path))
-    with TestClient(app) as c:
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
 
 

@@ -13,6 +13,7 @@ from rich.table import Table
 from tripwire.cli.app import (
     app,
     console,
+    err,
     fail,
     services_in_one_line,
     settings_for,
@@ -223,12 +224,17 @@ def serve(
     ),
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
-    """Serve /metrics (Prometheus), /healthz and the JSON API (/api/status, /docs)."""
+    """Serve the review app, its JSON API (/docs), /metrics (Prometheus) and /healthz."""
     import uvicorn
 
     from tripwire.web.app import create_app
+    from tripwire.web.auth import exposure_warning
 
-    uvicorn.run(create_app(settings_for()), host=host, port=port, log_level="info")
+    settings = settings_for()
+    warning = exposure_warning(host, settings.https_only)
+    if warning is not None:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 def _print_status(settings: Settings) -> None:

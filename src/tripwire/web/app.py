@@ -25,8 +25,10 @@ from tripwire.settings import Settings
 from tripwire.status import StatusSnapshot, status_snapshot
 from tripwire.store.db import Database, init_db
 from tripwire.store.models import utcnow
+from tripwire.web import auth
 from tripwire.web.api import api_router
 from tripwire.web.pages import pages_router
+from tripwire.web.reviews import reviews_router
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,10 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         lifespan=lifespan,
     )
 
+    auth.install(app, settings, db)
     app.include_router(api_router(db))
     app.include_router(pages_router(db))
+    app.include_router(reviews_router(db))
 
     @app.get("/metrics", response_class=Response, tags=["operations"])
     def metrics() -> Response:
