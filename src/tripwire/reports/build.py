@@ -33,6 +33,7 @@ from tripwire.reports.model import (
     DeepResult,
     JobRow,
     PolicyRef,
+    ReviewRow,
     ScoreRow,
     SuiteRef,
 )
@@ -49,6 +50,7 @@ from tripwire.store.models import (
     Evaluation,
     Job,
     JobKind,
+    Review,
     Run,
     TaskScore,
 )
@@ -279,6 +281,19 @@ def checkpoint_report(
         review_hold=is_held(cp),
         previous=_ref(previous_cp) if previous_cp else None,
         next=_ref(next_cp) if next_cp else None,
+        reviews=[
+            ReviewRow(
+                created_at=r.created_at,
+                action=r.action.value,
+                actor=r.actor,
+                role=r.role,
+                comment=r.comment,
+                decision_id=r.decision_id,
+            )
+            for r in session.scalars(
+                select(Review).where(Review.checkpoint_id == cp.id).order_by(Review.id)
+            )
+        ],
         deep=deep,
         jobs=[
             JobRow(

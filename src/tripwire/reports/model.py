@@ -181,6 +181,19 @@ class DeepResult(_Model):
     is measured from it)."""
 
 
+class ReviewRow(_Model):
+    """A reviewer's action on the checkpoint, as recorded (and in the ledger)."""
+
+    created_at: datetime
+    action: str
+    """``acknowledge``, ``approve``, ``escalate``, ``hold`` or ``release``."""
+    actor: str
+    """The token's name."""
+    role: str
+    comment: str = ""
+    decision_id: int | None = None
+
+
 class JobRow(_Model):
     """One queued unit of work about the checkpoint."""
 
@@ -272,6 +285,8 @@ class CheckpointReport(_Model):
     previous: CheckpointRef | None = None
     """The run's checkpoint before this one (by step)."""
     next: CheckpointRef | None = None
+    reviews: list[ReviewRow] = Field(default_factory=list)
+    """Every review action on the checkpoint, oldest first."""
     deep: list[DeepResult] = Field(default_factory=list)
     jobs: list[JobRow] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict)

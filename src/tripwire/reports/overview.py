@@ -24,13 +24,9 @@ from tripwire.store.models import (
     JobKind,
     LedgerEntry,
     Review,
-    ReviewAction,
     Run,
 )
 from tripwire.store.models import Job as JobRow
-
-SETTLING = (ReviewAction.acknowledge, ReviewAction.approve, ReviewAction.release)
-"""Actions that answer a fired decision (an escalation or a hold keeps it open)."""
 
 
 class RunRow(_Model):
@@ -82,46 +78,28 @@ def _ref(checkpoint: Checkpoint) -> CheckpointRef:
 
 
 def open_reviews(session: Session, now: datetime | None = None) -> list[OpenReview]:
-    """Checkpoints whose live decisions fired a rule (besides the first baseline) after the last
-    acknowledge, approve or release, critical first, then oldest first."""
+    """The review queue's open reviews (``tripwire.reviews.review_queue``: fired decisions
+    nobody has acknowledged or approved) and its holds, held first, then critical, then oldest."""
+    from tripwire.reviews import review_queue
+
     now = now or datetime.now(UTC)
-    fired = session.scalars(
-        select(Decision).where(Decision.verdict == "fired", Decision.rule_id != BASELINE_RULE_ID)
-    ).all()
-    by_checkpoint: dict[int, list[Decision]] = {}
-    for d in fired:
-        by_checkpoint.setdefault(d.checkpoint_id, []).append(d)
-    if not by_checkpoint:
-        return []
-    reviews: dict[int, list[Review]] = {}
-    for r in session.scalars(
-        select(Review).where(Review.checkpoint_id.in_(list(by_checkpoint))).order_by(Review.id)
-    ):
-        reviews.setdefault(r.checkpoint_id, []).append(r)
+    queue = review_queue(session)
     out = []
-    for checkpoint_id, decisions in by_checkpoint.items():
-        answered = [r.created_at for r in reviews.get(checkpoint_id, []) if r.action in SETTLING]
-        last = max(answered) if answered else None
-        open_ = [d for d in decisions if last is None or d.decided_at > last]
-        if not open_:
+    for state in [*queue.holds, *queue.open]:
+        since = state.waiting_since or state.held_since
+        if since is None:
             continue
-        checkpoint = session.get(Checkpoint, checkpoint_id)
-        assert checkpoint is not None
-        oldest = min(d.decided_at for d in open_)
         out.append(
             OpenReview(
-                checkpoint=_ref(checkpoint),
-                rules=sorted({d.rule_id for d in open_}),
-                severity="critical" if any(d.severity == "critical" for d in open_) else "alert",
-                fired_at=oldest,
-                age_h=max((now - oldest).total_seconds() / 3600, 0.0),
-                held=is_held(checkpoint),
-                escalated=any(
-                    r.action == ReviewAction.escalate for r in reviews.get(checkpoint_id, [])
-                ),
+                checkpoint=_ref(state.checkpoint),
+                rules=sorted({d.rule_id for d in state.unanswered or state.fired}),
+                severity=state.severity or "alert",
+                fired_at=since,
+                age_h=max((now - since).total_seconds() / 3600, 0.0),
+                held=state.held,
+                escalated=state.escalated,
             )
         )
-    out.sort(key=lambda r: (r.severity != "critical", r.fired_at))
     return out
 
 

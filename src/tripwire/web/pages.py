@@ -19,10 +19,12 @@ from tripwire.reports.links import WebLinks
 from tripwire.reports.overview import audit_page, overview
 from tripwire.reports.render import run_charts
 from tripwire.reports.trajectory import run_report
+from tripwire.reviews import review_state
 from tripwire.store.db import Database
 from tripwire.store.models import Checkpoint, Role
 from tripwire.web.auth import Principal, csrf_token, require
 from tripwire.web.lookup import find_checkpoint, find_run
+from tripwire.web.reviews import review_context
 from tripwire.web.templating import nav, render
 
 Viewer = Annotated[Principal, Depends(require(Role.viewer))]
@@ -75,7 +77,12 @@ def pages_router(db: Database) -> APIRouter:
     @router.get("/checkpoints/{ident}")
     def checkpoint_page(ident: str, request: Request, principal: Viewer) -> HTMLResponse:
         with db.session() as session:
-            report = checkpoint_report(session, find_checkpoint(session, ident).id)
+            checkpoint = find_checkpoint(session, ident)
+            report = checkpoint_report(session, checkpoint.id)
+            here = f"/checkpoints/{checkpoint.content_hash.removeprefix('sha256:')}"
+            context = review_context(
+                request, principal, review_state(session, checkpoint), f"{here}#reviews"
+            )
         return _page(
             request,
             principal,
@@ -84,6 +91,8 @@ def pages_router(db: Database) -> APIRouter:
             r=report,
             banner=views.banner(report),
             decisions=views.ordered_decisions(report),
+            actions_form=context["actions_form"],
+            flashes=context["flashes"],
         )
 
     @router.get("/checkpoints/{ident}/items")
