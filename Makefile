@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 
-.PHONY: venv demo test test-fast check format bench services clean
+.PHONY: venv demo review test test-fast check format bench services clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,14 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/tripwire demo --out demo-output
+
+# The review app on the demo's store: prints a one-off reviewer token to sign in with.
+review: $(STAMP)
+	@test -f demo-output/tripwire.db || { echo "run \`make demo\` first"; exit 1; }
+	@echo "sign in at http://127.0.0.1:8000 with this reviewer token:"
+	@TRIPWIRE_HOME=demo-output TRIPWIRE_POLICY=triggers/demo.yaml \
+		$(BIN)/tripwire token create --name demo-reviewer-$$(date +%s) --role reviewer
+	TRIPWIRE_HOME=demo-output TRIPWIRE_POLICY=triggers/demo.yaml $(BIN)/tripwire serve
 
 services:
 	@$(BIN)/python scripts/ensure_services.py

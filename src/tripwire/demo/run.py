@@ -107,6 +107,10 @@ def run_demo(
         index = service.ctx.report_dir / "index.html"
         _summary(service, console)
     console.print(f"\nreport: [bold]{index}[/]")
+    console.print(
+        "review app: [bold]make review[/] (serves this store at http://127.0.0.1:8000 and "
+        "prints a reviewer token to sign in with)"
+    )
     console.print(f"demo finished in {time.monotonic() - started:.0f} s")
     return index
 
