@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import Connection, Engine
+
 from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions
+from tripwire.store.db import Database
 
 TASK_TEMPLATE = """\
 task: {name}
@@ -125,3 +130,50 @@ def binary_suite_result(
         started_at=started_at,
         duration_s=1.0,
     )
+
+
+@contextmanager
+def as_table_owner(engine: Engine) -> Iterator[Connection]:
+    """A transaction with the decision log's append-only triggers lifted, as the tables' owner
+    (or anyone who can write a SQLite file) could: for tampering in audit tests."""
+    from tripwire.store.append_only import create_guards, drop_guards
+
+    with engine.begin() as connection:
+        drop_guards(connection)
+        yield connection
+        create_guards(connection)
+
+
+def write_decision_log(db: Database, rules: tuple[str, ...] = ("a", "b", "c", "d")) -> list[int]:
+    """A decision log of one checkpoint, one decision per rule, in one transaction; the ids."""
+    from sqlalchemy import select
+
+    from tripwire.store import repo
+    from tripwire.store.models import Decision
+
+    with db.session() as s:
+        cp, _ = repo.record_checkpoint(s, content_hash="sha256:aa", path="/a", run="r", step=1)
+        repo.lock_decision_log(s)
+        for i, rule in enumerate(rules):
+            repo.append_decision(
+                s,
+                Decision(
+                    checkpoint_id=cp.id,
+                    policy_name="p",
+                    policy_hash="h",
+                    rule_id=rule,
+                    rule_type="delta",
+                    severity="alert",
+                    verdict="fired" if i % 2 else "not_fired",
+                    statistic=1.5 + i,
+                    interval_low=0.1,
+                    interval_high=3.2,
+                    p_value=0.01,
+                    explanation="x",
+                    inputs={"scores": {"t": 0.5 + i / 10}, "comparisons": [{"estimate": 1.25}]},
+                    actions={"notify": []},
+                    decided_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+                ),
+            )
+    with db.session() as s:
+        return list(s.scalars(select(Decision.id).order_by(Decision.id)))

@@ -9,44 +9,14 @@ import pytest
 from sqlalchemy import select, text
 from typer.testing import CliRunner
 
-from tests.helpers import binary_suite_result
+from tests.helpers import as_table_owner, binary_suite_result, write_decision_log
 from tripwire.audit import AuditReport, verify_chain
 from tripwire.cli import app
 from tripwire.store import repo
 from tripwire.store.db import Database
-from tripwire.store.models import Checkpoint, Decision
+from tripwire.store.models import Checkpoint
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-
-
-def _log(db: Database, rules: tuple[str, ...] = ("a", "b", "c", "d")) -> list[int]:
-    """A decision log of one checkpoint, one decision per rule; returns the ids."""
-    with db.session() as s:
-        cp, _ = repo.record_checkpoint(s, content_hash="sha256:aa", path="/a", run="r", step=1)
-        repo.lock_decision_log(s)
-        for i, rule in enumerate(rules):
-            repo.append_decision(
-                s,
-                Decision(
-                    checkpoint_id=cp.id,
-                    policy_name="p",
-                    policy_hash="h",
-                    rule_id=rule,
-                    rule_type="delta",
-                    severity="alert",
-                    verdict="fired" if i % 2 else "not_fired",
-                    statistic=1.5 + i,
-                    interval_low=0.1,
-                    interval_high=3.2,
-                    p_value=0.01,
-                    explanation="x",
-                    inputs={"scores": {"t": 0.5 + i / 10}, "comparisons": [{"estimate": 1.25}]},
-                    actions={"notify": []},
-                    decided_at=NOW,
-                ),
-            )
-    with db.session() as s:
-        return list(s.scalars(select(Decision.id).order_by(Decision.id)))
 
 
 def _verify(db: Database, head: str | None = None) -> AuditReport:
@@ -56,7 +26,7 @@ def _verify(db: Database, head: str | None = None) -> AuditReport:
 
 def test_an_untouched_log_verifies(database_url: str) -> None:
     db = Database(database_url)
-    ids = _log(db)
+    ids = write_decision_log(db)
     report = _verify(db)
     assert report.ok and report.checked == len(ids)
     db.dispose()
@@ -73,10 +43,10 @@ def test_an_untouched_log_verifies(database_url: str) -> None:
 )
 def test_an_altered_decision_is_named(database_url: str, statement: str) -> None:
     db = Database(database_url)
-    ids = _log(db)
+    ids = write_decision_log(db)
     if "interval" in statement and database_url.startswith("sqlite"):
         statement = "UPDATE decisions SET decided_at = '2026-11-22 12:00:00' WHERE id = :id"
-    with db.engine.begin() as conn:
+    with as_table_owner(db.engine) as conn:
         conn.execute(text(statement), {"id": ids[2]})
     report = _verify(db)
     assert report.broken is not None
@@ -89,8 +59,8 @@ def test_an_altered_decision_is_named(database_url: str, statement: str) -> None
 
 def test_a_removed_decision_is_found_at_the_next_record(database_url: str) -> None:
     db = Database(database_url)
-    ids = _log(db)
-    with db.engine.begin() as conn:
+    ids = write_decision_log(db)
+    with as_table_owner(db.engine) as conn:
         conn.execute(text("DELETE FROM decisions WHERE id = :id"), {"id": ids[1]})
     report = _verify(db)
     broken = report.broken
@@ -104,8 +74,8 @@ def test_a_removed_decision_is_found_at_the_next_record(database_url: str) -> No
 
 def test_a_deleted_last_decision_is_caught_by_its_ledger_entry(database_url: str) -> None:
     db = Database(database_url)
-    ids = _log(db)
-    with db.engine.begin() as conn:
+    ids = write_decision_log(db)
+    with as_table_owner(db.engine) as conn:
         conn.execute(text("DELETE FROM decisions WHERE id = :id"), {"id": ids[-1]})
     report = _verify(db)
     assert report.broken is not None and report.broken.kind == "removed"
@@ -117,9 +87,9 @@ def test_removing_the_last_entries_and_rows_is_caught_by_an_anchored_head(
     database_url: str,
 ) -> None:
     db = Database(database_url)
-    ids = _log(db)
+    ids = write_decision_log(db)
     head = _verify(db).head
-    with db.engine.begin() as conn:
+    with as_table_owner(db.engine) as conn:
         conn.execute(
             text("DELETE FROM ledger WHERE kind = 'decision' AND ref_id = :id"), {"id": ids[-1]}
         )
@@ -132,14 +102,14 @@ def test_removing_the_last_entries_and_rows_is_caught_by_an_anchored_head(
 
 def test_an_edited_task_score_and_an_unlogged_decision_are_found(database_url: str) -> None:
     db = Database(database_url)
-    _log(db)
+    write_decision_log(db)
     with db.session() as s:
         cp = s.scalars(select(Checkpoint)).one()
         result = binary_suite_result(30, 50, started_at=NOW)
         evaluation = repo.save_evaluation(s, cp, result, "proxy")
         evaluation_id = evaluation.id
     assert _verify(db).ok and _verify(db).entries == 5
-    with db.engine.begin() as conn:
+    with as_table_owner(db.engine) as conn:
         conn.execute(
             text("UPDATE task_scores SET score = 0.9 WHERE evaluation_id = :id"),
             {"id": evaluation_id},
@@ -148,13 +118,13 @@ def test_an_edited_task_score_and_an_unlogged_decision_are_found(database_url: s
     assert report.broken is not None and report.broken.kind == "altered"
     assert report.broken.record == "evaluation"
     assert "scores or item outcomes" in report.broken.message
-    with db.engine.begin() as conn:
+    with as_table_owner(db.engine) as conn:
         conn.execute(
             text("UPDATE task_scores SET score = 0.6 WHERE evaluation_id = :id"),
             {"id": evaluation_id},
         )
     assert _verify(db).ok
-    with db.engine.begin() as conn:  # a decision inserted behind Tripwire's back
+    with as_table_owner(db.engine) as conn:  # a decision inserted behind Tripwire's back
         conn.execute(
             text(
                 "INSERT INTO decisions (checkpoint_id, policy_name, policy_hash, rule_id, "
@@ -176,12 +146,12 @@ def test_the_command_fails_and_names_the_record(
     url = f"sqlite:///{tmp_path}/audit.db"
     monkeypatch.setenv("TRIPWIRE_DATABASE_URL", url)
     db = Database(url)
-    ids = _log(db)
+    ids = write_decision_log(db)
     runner = CliRunner()
     ok = runner.invoke(app, ["audit", "verify"])
     assert ok.exit_code == 0, ok.output
     assert f"{len(ids)} entries" in ok.output
-    with db.engine.begin() as conn:
+    with as_table_owner(db.engine) as conn:
         conn.execute(text("UPDATE decisions SET verdict = 'fired' WHERE id = :id"), {"id": ids[0]})
     broken = runner.invoke(app, ["audit", "verify"])
     assert broken.exit_code == 1

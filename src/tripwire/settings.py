@@ -91,7 +91,22 @@ class Settings(BaseSettings):
     """Base URL of the review app as people reach it (``https://tripwire.example.org``); links
     in notifications point there. Unset: no links."""
 
-    @field_validator("notify_failures", mode="before")
+    # ------------------------------------------------------------ the sealed ledger (issue #9)
+    ledger_signing: bool = True
+    """Sign every ledger entry and anchor each new head outside the database. Off: only the
+    hash chain, which anyone able to write the database can recompute."""
+    ledger_key: Path | None = None
+    """The Ed25519 private key (PEM) that signs ledger entries. Unset: ``<home>/ledger_key``,
+    generated once (mode 0600). Every process that writes decisions, evaluations or reviews
+    needs the same key; keep a copy outside the database host."""
+    ledger_public_keys: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    """Further trusted public keys (PEM files, comma-separated): an auditor's copy of the
+    ledger key's public half, or keys the ledger was signed with before a rotation."""
+    ledger_anchor: str | None = None
+    """Where signed heads are appended: a file (JSON lines) or an fsspec URL prefix
+    (``s3://bucket/tripwire/anchor``). Unset: ``<home>/ledger-anchor.jsonl``."""
+
+    @field_validator("notify_failures", "ledger_public_keys", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -121,7 +121,7 @@ def status_snapshot(session: Session) -> StatusSnapshot:
 
 
 def status_tables(settings: Settings) -> list[Table]:
-    db = Database(settings.resolved_database_url())
+    db = Database.for_settings(settings, writing=False)
     try:
         with db.session() as session:
             snapshot = status_snapshot(session)

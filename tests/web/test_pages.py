@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from tests.decided import decide_live, write_policy
+from tests.helpers import as_table_owner
 from tests.seed import settings_for
 from tripwire.reports.build import write_all_reports
 from tripwire.store.db import Database
@@ -136,7 +137,7 @@ def test_the_audit_view_shows_the_log_and_its_chain_status(
     assert audit["ok"] and audit["entries"] == len(audit["rows"]) > 20
     assert {r["kind"] for r in audit["rows"]} == {"decision", "evaluation"}
     assert "Chain intact" in _get(client, "/audit").text
-    with db.engine.begin() as conn:
+    with as_table_owner(db.engine) as conn:
         conn.execute(text("UPDATE task_scores SET score = 0.99 WHERE id = 1"))
     broken = _get(client, "/api/audit").json()
     assert not broken["ok"] and "evaluation" in broken["message"]

@@ -28,7 +28,7 @@ def token_create(
     from tripwire import tokens
     from tripwire.store.db import Database
 
-    db = Database(settings_for().resolved_database_url())
+    db = Database.for_settings(settings_for())
     try:
         with db.session() as session:
             _, token = tokens.create_token(session, name=name, role=role)
@@ -53,7 +53,7 @@ def token_list() -> None:
     from tripwire.reports.views import timestamp
     from tripwire.store.db import Database
 
-    db = Database(settings_for().resolved_database_url())
+    db = Database.for_settings(settings_for())
     try:
         with db.session() as session:
             rows = tokens.list_tokens(session)
@@ -84,7 +84,7 @@ def token_revoke(
     from tripwire import tokens
     from tripwire.store.db import Database
 
-    db = Database(settings_for().resolved_database_url())
+    db = Database.for_settings(settings_for())
     try:
         with db.session() as session:
             row = tokens.revoke_token(session, name, utcnow())

@@ -55,7 +55,7 @@ def decide(
     settings = settings_for()
     try:
         loaded = load_policy(policy)
-        db = Database(settings.resolved_database_url())
+        db = Database.for_settings(settings)
         result = redecide(
             db,
             loaded,
@@ -164,7 +164,7 @@ def backtest(
     settings = settings_for()
     try:
         loaded = load_policy(policy)
-        db = Database(settings.resolved_database_url())
+        db = Database.for_settings(settings)
         with db.session() as session:
             result = run_backtest(session, loaded, run, compute_factor)
     except TripwireError as exc:

@@ -53,7 +53,7 @@ def send(
             )
         )
     try:
-        db = Database(settings.resolved_database_url())
+        db = Database.for_settings(settings)
         sender = OutboxSender.from_settings(settings, db)
     except TripwireError as exc:
         raise fail(exc) from None
@@ -103,7 +103,7 @@ def list_command(
     from tripwire.store.models import Notification
 
     settings = settings_for()
-    db = Database(settings.resolved_database_url())
+    db = Database.for_settings(settings)
     with db.session() as session:
         query = select(Notification).order_by(Notification.id.desc()).limit(limit)
         if state is not None:

@@ -66,7 +66,7 @@ def _gate_from_store(settings: Any, checkpoint: str) -> tuple[Any, str, str]:
     from tripwire.reviews import find_checkpoint
     from tripwire.store.db import Database
 
-    db = Database(settings.resolved_database_url(), create=False)
+    db = Database.for_settings(settings, create=False)
     try:
         with db.session() as session:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -38,7 +39,7 @@ def report(
 
     settings = settings_for()
     try:
-        db = Database(settings.resolved_database_url())
+        db = Database.for_settings(settings, writing=False)
         with db.session() as session:
             index = write_all_reports(session, out or settings.resolved_report_dir())
     except TripwireError as exc:
@@ -59,7 +60,7 @@ def audit_verify(
 
     settings = settings_for()
     try:
-        db = Database(settings.resolved_database_url())
+        db = Database.for_settings(settings, writing=False)
         with db.session() as session:
             result = verify_chain(session, expected_head=head)
     except TripwireError as exc:
@@ -72,12 +73,67 @@ def audit_verify(
         )
         raise typer.Exit(code=1)
     console.print(
-        f"log intact: {result.entries} entries (decisions, reviews, evaluations) and "
-        f"{result.checked} decisions' own chain; head {result.head} "
-        "(keep it elsewhere and pass it back with --head to detect truncation)",
+        f"log intact: {result.entries} entries (decisions, reviews, evaluations), "
+        f"{result.signed} signatures and {result.anchored} anchored heads verified, and "
+        f"{result.checked} decisions' own chain; head {result.head}",
         highlight=False,
         soft_wrap=True,
     )
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+
+
+@audit_app.command("anchor")
+@services_in_one_line
+def audit_anchor() -> None:
+    """Sign the ledger's current head and append it to the anchor.
+
+    Heads are anchored after every commit; run this once on a log written before the ledger
+    was sealed (it vouches for the log as it stands, so verify it first), or after restoring
+    the anchor.
+    """
+    from tripwire.audit import verify_chain
+    from tripwire.store import ledger
+    from tripwire.store.db import Database
+
+    settings = settings_for()
+    try:
+        db = Database.for_settings(settings)
+        seal = db.seal
+        if seal is None or seal.signer is None or seal.anchor is None:
+            raise TripwireError("the ledger is not sealed here (TRIPWIRE_LEDGER_SIGNING=false)")
+        with db.session() as session:
+            checked = verify_chain(session, seal=replace(seal, anchor=None))
+            if checked.broken is not None:
+                raise TripwireError(
+                    f"not anchoring a log that does not verify: {checked.broken.message}"
+                )
+            head = ledger.head(session)
+        if head is None:
+            console.print("the ledger is empty: nothing to anchor")
+            return
+        seal.anchor_head(head.id, head.entry_hash, seal.signer.sign(head.entry_hash))
+    except TripwireError as exc:
+        raise fail(exc) from None
+    console.print(
+        f"anchored entry {head.id} ({head.entry_hash}) at {seal.anchor.location}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@audit_app.command("public-key")
+def audit_public_key() -> None:
+    """Print the ledger key's public half (PEM), for auditors' TRIPWIRE_LEDGER_PUBLIC_KEYS."""
+    from tripwire.store.seal import public_pem, seal_for
+
+    try:
+        seal = seal_for(settings_for(), writing=True)
+    except TripwireError as exc:
+        raise fail(exc) from None
+    if seal.signer is None:
+        raise fail(TripwireError("the ledger is not sealed here (TRIPWIRE_LEDGER_SIGNING=false)"))
+    print(public_pem(seal.signer.public), end="")
 
 
 @db_app.command("upgrade")
@@ -92,6 +148,30 @@ def db_upgrade(
     engine = make_engine(settings_for().resolved_database_url())
     before = upgrade(engine, revision)
     console.print(f"database at revision {current_revision(engine)} (was {before or 'empty'})")
+
+
+@db_app.command("grant")
+@services_in_one_line
+def db_grant(
+    role: Annotated[str, typer.Argument(help="The PostgreSQL role the services run as.")],
+) -> None:
+    """Let ROLE append to the decision log but never change or delete it (PostgreSQL).
+
+    Run as the tables' owner (the role that runs `tripwire db upgrade`), after each upgrade.
+    """
+    from tripwire.store.append_only import grant_app_role
+    from tripwire.store.db import make_engine
+
+    engine = make_engine(settings_for().resolved_database_url())
+    try:
+        with engine.begin() as connection:
+            statements = grant_app_role(connection, role)
+    except TripwireError as exc:
+        raise fail(exc) from None
+    finally:
+        engine.dispose()
+    for statement in statements:
+        console.print(statement, highlight=False, soft_wrap=True)
 
 
 @db_app.command("current")

@@ -84,7 +84,7 @@ def context_from_settings(
     """A context from ``TRIPWIRE_*`` settings; ``runner`` replaces the one they describe."""
     settings.home.mkdir(parents=True, exist_ok=True)
     return Context(
-        db=Database(settings.resolved_database_url()),
+        db=Database.for_settings(settings),
         policy=load_policy(settings.policy),
         runner=runner
         or Runner(

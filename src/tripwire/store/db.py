@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from tripwire.store.ledger import HEAD_KEY, SEAL_KEY
+
+if TYPE_CHECKING:
+    from tripwire.settings import Settings
+    from tripwire.store.seal import Seal
+
+log = logging.getLogger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -38,15 +47,53 @@ def init_db(engine: Engine) -> None:
     upgrade(engine)
 
 
-class Database:
-    """An engine and its session factory."""
+def _anchor_after_commit(session: Session) -> None:
+    head = session.info.pop(HEAD_KEY, None)
+    seal: Seal | None = session.info.get(SEAL_KEY)
+    if head is None or seal is None:
+        return
+    try:
+        seal.anchor_head(*head)
+    except Exception:  # the commit stands; the next anchored head covers this one
+        log.exception("could not anchor ledger entry %s", head[0])
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+
+def _forget_head(session: Session, *_: Any) -> None:
+    session.info.pop(HEAD_KEY, None)
+
+
+class Database:
+    """An engine and its session factory.
+
+    With a ``seal``, ledger entries written through its sessions are signed and each
+    committed head is anchored (``tripwire.store.seal``); ``Database.for_settings`` builds it.
+    """
+
+    def __init__(self, url: str, *, create: bool = True, seal: Seal | None = None) -> None:
         self.url = url
         self.engine = make_engine(url)
         if create:
             init_db(self.engine)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.seal = seal
+        self._sessions = sessionmaker(
+            self.engine, expire_on_commit=False, info={SEAL_KEY: seal} if seal else {}
+        )
+        if seal is not None:
+            event.listen(self._sessions, "after_commit", _anchor_after_commit)
+            event.listen(self._sessions, "after_rollback", _forget_head)
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, *, create: bool = True, writing: bool = True
+    ) -> Database:
+        """The store these settings name, sealed with their ledger key and anchor."""
+        from tripwire.store.seal import seal_for
+
+        return cls(
+            settings.resolved_database_url(),
+            create=create,
+            seal=seal_for(settings, writing=writing),
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:

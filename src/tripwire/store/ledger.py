@@ -7,7 +7,9 @@ log has no entry; removing or re-ordering entries breaks the chain. ``tripwire a
 checks all four (``tripwire.audit``).
 
 Entries are appended under the log's write lock (``repo.lock_decision_log``), in the caller's
-transaction, so a row and its entry are committed together or not at all.
+transaction, so a row and its entry are committed together or not at all. When the process has
+a ledger key, each entry is also signed, and the transaction's last entry is appended to the
+anchor once it commits (``tripwire.store.seal``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from sqlalchemy.orm import Session
 from tripwire.store.models import Decision, Evaluation, LedgerEntry, Review
 
 GENESIS_HASH = "0" * 64
+SEAL_KEY = "tripwire.seal"
+"""``Session.info`` key of the process's ``tripwire.store.seal.Seal`` (set by ``Database``)."""
+HEAD_KEY = "tripwire.ledger_head"
+"""``Session.info`` key of the last entry signed in the transaction, anchored after commit."""
 KINDS = ("decision", "review", "evaluation")
 
 
@@ -151,6 +157,14 @@ def append(session: Session, kind: str, row: Any) -> LedgerEntry:
         prev_hash=prev,
         entry_hash=entry_hash(prev, kind, row.id, body),
     )
+    seal = session.info.get(SEAL_KEY)
+    if seal is not None and seal.signer is not None:
+        # the entry hash chains the entry to everything before it, so signing it signs the
+        # entry's place in the log; signed before the INSERT, so no entry is ever updated
+        entry.key_id = seal.signer.key_id
+        entry.signature = seal.signer.sign(entry.entry_hash)
     session.add(entry)
     session.flush()
+    if entry.signature is not None:
+        session.info[HEAD_KEY] = (entry.id, entry.entry_hash, entry.signature)
     return entry

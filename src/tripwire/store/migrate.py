@@ -21,7 +21,9 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import ProgrammingError
 
+from tripwire.errors import TripwireError
 from tripwire.store.models import Base
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,17 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
                 command.stamp(config, INITIAL_REVISION)
                 before = INITIAL_REVISION
             if before != head_revision() or revision != "head":
-                command.upgrade(config, revision)
+                try:
+                    command.upgrade(config, revision)
+                except ProgrammingError as exc:
+                    if "permission denied" not in str(exc.orig):
+                        raise
+                    raise TripwireError(
+                        f"the database schema is at revision {before or 'none'} and needs "
+                        f"{head_revision()}, but role {engine.url.username!r} may not change it "
+                        "(it is the application role): run `tripwire db upgrade` with "
+                        "TRIPWIRE_DATABASE_URL naming the migration role, then start again"
+                    ) from None
         return before
 
 

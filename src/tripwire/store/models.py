@@ -390,5 +390,9 @@ class LedgerEntry(Base):
     body_hash: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    signature: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """Ed25519 signature of the entry's id and hash (hex); None before the ledger was sealed."""
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    """Which key signed it (``tripwire.store.seal.key_id``)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (UniqueConstraint("kind", "ref_id"),)

@@ -46,7 +46,7 @@ class Health(BaseModel):
 
 def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     """The app for ``settings``; ``clock`` is "now" for the metrics (injected by tests)."""
-    db = Database(settings.resolved_database_url(), create=False)
+    db = Database.for_settings(settings, create=False)
     broker = broker_client(settings.broker_url)
     registry = metrics_registry(TripwireCollector(db, broker, clock=clock))
 
