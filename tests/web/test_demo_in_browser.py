@@ -75,14 +75,16 @@ def page() -> Iterator[Any]:
 def test_a_reviewer_follows_a_fire_from_the_trajectory_to_its_items_and_approves_it(
     demo_store: tuple[str, str, Path], page: Any, tmp_path: Path
 ) -> None:
-    url, token, _ = demo_store
+    url, token, out = demo_store
     shots = (
         Path(os.environ["TRIPWIRE_SCREENSHOTS"])
         if os.environ.get("TRIPWIRE_SCREENSHOTS")
         else tmp_path
     )
     shots.mkdir(parents=True, exist_ok=True)
-    with serving(create_app(settings_for(url, tmp_path))) as base:
+    # the demo's home: its ledger key signs the approval, its anchor holds the heads
+    settings = settings_for(url, tmp_path).model_copy(update={"home": out})
+    with serving(create_app(settings)) as base:
         page.goto(f"{base}/")
         assert page.url.startswith(f"{base}/login")
         page.fill("#token", token)

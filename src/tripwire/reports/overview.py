@@ -192,6 +192,12 @@ class AuditPage(_Model):
     entries: int
     decisions_checked: int
     head: str
+    signed: int = 0
+    """Entries whose Ed25519 signature verified."""
+    anchored: int = 0
+    """Anchored heads found in the log with their hashes."""
+    notes: list[str] = Field(default_factory=list)
+    """What could not be checked, and why."""
     rows: list[LedgerRow] = Field(default_factory=list)
     page: int = 1
     pages: int = 1
@@ -217,6 +223,9 @@ def audit_page(session: Session, page: int = 1, per_page: int = 100) -> AuditPag
         entries=report.entries,
         decisions_checked=report.checked,
         head=report.head,
+        signed=report.signed,
+        anchored=report.anchored,
+        notes=list(report.notes),
         rows=rows,
         page=page,
         pages=pages,
