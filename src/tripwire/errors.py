@@ -12,6 +12,7 @@ The CLI prints these in one or two lines, without a traceback, and exits non-zer
     ├── CheckpointError        a checkpoint cannot be read or is refused (path, reason)
     │   ├── UnsafeCheckpointError   pickle weights without allow_pickle, or a path outside the roots
     │   └── CheckpointChangedError  no known location still holds the content a job was made for
+    │       └── CheckpointGoneError  every known location is gone (deleted or moved away)
     ├── EvaluationError        lm-eval failed on a checkpoint (task, reason)
     ├── StoreError             the database is missing, unreachable or in an unexpected state
     ├── BrokerError            the Celery broker (TRIPWIRE_BROKER_URL) cannot be reached
@@ -74,6 +75,12 @@ class CheckpointChangedError(CheckpointError):
     New weights written over an old path are a new checkpoint; scoring them as the old one
     would attach the wrong scores to it. The reason names each location and what it holds now.
     """
+
+
+class CheckpointGoneError(CheckpointChangedError):
+    """Every known location of a checkpoint is gone: deleted or moved away, before or while it
+    was evaluated. Not the model's failure: if the same content is seen again, it is taken
+    again."""
 
 
 class SuiteChangedError(SuiteError):

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     """A checkpoint with no ready marker and no shard index is taken after this long unchanged."""
     scan_interval_s: float = 10.0
     """Periodic rescan of watched folders, a safety net behind file-system events."""
+    reconcile_interval_s: float | None = Field(default=None, gt=0)
+    """How often a watcher re-sends lost work, in a thread of its own (default: the scan
+    interval)."""
     policy: Path = Path("triggers/default.yaml")
     proxy_suite: Path = Path("evals/proxy.yaml")
     deep_suites: list[Path] = Field(default_factory=lambda: [Path("evals/deep.yaml")])
