@@ -16,6 +16,7 @@ The CLI prints these in one or two lines, without a traceback, and exits non-zer
     ├── EvaluationError        lm-eval failed on a checkpoint (task, reason)
     ├── StoreError             the database is missing, unreachable or in an unexpected state
     ├── BrokerError            the Celery broker (TRIPWIRE_BROKER_URL) cannot be reached
+    ├── DeviceError            the GPUs asked for (--gpus, TRIPWIRE_DEVICE) are not usable here
     ├── DeliveryError          a notification could not be delivered to its channel (retried)
     └── JobError               a job cannot be claimed or run (job, reason)
 
@@ -102,6 +103,12 @@ class StoreError(TripwireError):
 
 class BrokerError(TripwireError):
     """The Celery broker cannot be reached."""
+
+
+class DeviceError(TripwireError):
+    """The devices asked for (``tripwire worker --gpus``, ``TRIPWIRE_DEVICE=cuda``) are not
+    usable on this machine: no CUDA build of torch, no driver, or fewer GPUs. The message names
+    the fix."""
 
 
 class DeliveryError(TripwireError):

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
+SECRETS_DIR = "/run/secrets"
+"""Where secret files are read from (Docker and compose ``secrets``): a file named like a
+variable (``tripwire_database_url``) sets that setting when the environment does not.
+``TRIPWIRE_SECRETS_DIR`` points elsewhere."""
 
 
 class Settings(BaseSettings):
@@ -27,6 +39,9 @@ class Settings(BaseSettings):
     """lm-eval batch size."""
     allow_pickle: bool = False
     """Accept pickle (``*.bin``/``*.pt``) weights. Off: pickle can run code when loaded."""
+    allow_hub: bool = False
+    """Let lm-eval fetch built-in benchmark data from the Hugging Face hub (``tripwire.offline``);
+    off, everything comes from the local cache (``HF_HOME``)."""
     quiet_period_s: float = 30.0
     """A checkpoint with no ready marker and no shard index is taken after this long unchanged."""
     scan_interval_s: float = 10.0
@@ -82,6 +97,23 @@ class Settings(BaseSettings):
     """Base URL of the review app as people reach it (``https://tripwire.example.org``); links
     in notifications point there. Unset: no links."""
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then ``.env``, then secret files (when their folder
+        exists: compose mounts ``secrets`` there)."""
+        secrets_dir = Path(os.environ.get("TRIPWIRE_SECRETS_DIR", SECRETS_DIR))
+        sources = [init_settings, env_settings, dotenv_settings]
+        if secrets_dir.is_dir():
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        return tuple(sources)
+
     @field_validator("notify_failures", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -105,3 +137,18 @@ def shown_url(url: str) -> str:
         return url.split("?", 1)[0]
     host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
     return parts._replace(netloc=host, query="").geturl()
+
+
+COMPOSE_HOSTS = ("postgres", "redis")
+"""Service names of docker-compose.yml: host names only inside compose's network."""
+
+
+def compose_hint(url: str) -> str:
+    """A hint when ``url`` names a compose service from outside compose, else empty."""
+    host = urlsplit(url).hostname
+    if host not in COMPOSE_HOSTS:
+        return ""
+    return (
+        f"; {host!r} is a docker compose service name, which resolves only inside compose: "
+        "from this machine use 127.0.0.1 (or TRIPWIRE_PUBLISH_ADDRESS) with the published port"
+    )
