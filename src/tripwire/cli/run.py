@@ -20,7 +20,7 @@ from tripwire.cli.app import (
     settings_for,
 )
 from tripwire.errors import TripwireError
-from tripwire.settings import Settings
+from tripwire.settings import Settings, shown_url
 
 if TYPE_CHECKING:
     pass
@@ -148,21 +148,28 @@ def watch(
     # SIGTERM (docker stop, systemd) stops the loop like Ctrl-C: the reconciler thread ends and
     # the watcher notes that it stopped on purpose. As PID 1 without a handler it would be
     # ignored until the container is killed.
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
-    with service:
-        if once:
-            service.watcher.poll_once()
-            service.wait_until_settled()
-        else:
-            console.print(
-                f"watching {', '.join(map(str, directory))} with policy "
-                f"{service.ctx.policy.name} ({service.ctx.policy.content_hash[:12]}); "
-                f"{'embedded worker' if service.embedded else 'broker ' + str(settings.broker_url)}"
-            )
-            try:
-                service.watcher.run(stop, on_scan=service.log_scan)
-            except KeyboardInterrupt:
-                stop.set()
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    try:
+        with service:
+            if once:
+                service.watcher.poll_once()
+                service.wait_until_settled()
+            else:
+                console.print(
+                    f"watching {', '.join(map(str, directory))} with policy "
+                    f"{service.ctx.policy.name} ({service.ctx.policy.content_hash[:12]}); "
+                    + (
+                        "embedded worker"
+                        if service.embedded
+                        else f"broker {shown_url(str(settings.broker_url))}"
+                    )
+                )
+                try:
+                    service.watcher.run(stop, on_scan=service.log_scan)
+                except KeyboardInterrupt:
+                    stop.set()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print_status(settings)
 
 
