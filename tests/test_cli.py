@@ -99,7 +99,12 @@ def one_line_or_works(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
         (["db", "current"], {}, True, "head"),
         (["worker", "--queues", "control"], {}, False, "needs TRIPWIRE_BROKER_URL"),
         (["watch", "/mnt/checkpoints"], README_EXPORTS, False, "redis-host"),
-        (["worker", "--queues", "proxy,deep"], README_EXPORTS, False, "redis-host"),
+        (
+            ["worker", "--gpus", "auto", "--queues", "proxy,deep"],
+            README_EXPORTS,
+            False,
+            "redis-host",
+        ),
         (["worker", "--queues", "control"], README_EXPORTS, False, "redis-host"),
         (["status"], README_EXPORTS, False, "pg-host"),
         (["worker", "--gpus", "0,1,2,3", "--queues", "proxy,deep"], SCALING_EXPORTS, False, "GPU"),

@@ -17,9 +17,10 @@ from tests.seed import NOW, seed, settings_for
 from tests.servers import closed_port, sample, scrape, serving
 from tripwire.jobs.celery_config import QUEUES, celery_settings
 from tripwire.metrics import queue_keys
-from tripwire.store import repo
+from tripwire.store import repo, source_state
 from tripwire.store.db import Database
 from tripwire.store.models import Job, JobKind, utcnow
+from tripwire.store.source_state import NoteKind, Observed
 from tripwire.web.app import create_app
 
 METRICS_REDIS_DB = 13
@@ -185,3 +186,28 @@ def test_an_unreachable_database_reads_as_down(tmp_path: Path) -> None:
         m = scrape(base)
     assert sample(m, "tripwire_database_up") == 0
     assert not [key for key in m if key[0].startswith("tripwire_jobs")]
+
+
+def test_watcher_metrics_count_folders_failed_scans_and_an_overdue_reconcile(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    db = Database(url)
+    observed = {
+        "/ck/run/step-1": Observed(NoteKind.waiting, "shard index lists 3 shards", "shards"),
+        "/ck/run/step-2": Observed(NoteKind.failed, "config.json is not valid JSON"),
+        "/ck": Observed(NoteKind.scan, "the scan of /ck failed"),
+    }
+    with db.session() as s:
+        source_state.sync_folders(s, "/ck", observed, ["/ck"], NOW)
+        source_state.beat(s, "host:7", 10.0, NOW - timedelta(minutes=3))
+    app = create_app(settings_for(url, tmp_path), clock=lambda: NOW)
+    with serving(app) as base:
+        m = scrape(base)
+    db.dispose()
+
+    assert sample(m, "tripwire_source_folders", state="failed") == 1
+    assert sample(m, "tripwire_source_folders", state="waiting") == 1
+    assert sample(m, "tripwire_scan_failures") == 1
+    assert sample(m, "tripwire_reconcile_age_seconds") == 180
+    assert sample(m, "tripwire_reconcile_overdue") == 1

@@ -238,6 +238,8 @@ def worker(
         except TripwireError as exc:
             raise fail(exc) from None
         _check_services(settings)
+        if gpus is not None and gpus.strip() == "auto" and all(s.gpu is None for s in specs):
+            console.print("--gpus auto: no GPU found (no nvidia-smi); running CPU workers")
         for spec in specs:
             console.print(
                 f"worker {spec.node_name()}: {'GPU ' + spec.gpu if spec.gpu else 'CPU'}, "

@@ -125,7 +125,6 @@ class Watcher:
                 error = classify_failure(exc)
                 if error.kind == FailureKind.transient:
                     raise  # the database is unreachable: nothing can be recorded this scan
-                log.error("cannot record %s: %s", found.path, error.reason)
                 observed[str(found.path)] = Observed(
                     NoteKind.failed, f"cannot record the checkpoint: {error.reason}"
                 )

@@ -175,9 +175,7 @@ def plan_workers(
     if gpus is None or gpus.strip() in ("", "none"):
         devices = []
     elif gpus.strip() == "auto":
-        devices = detect_gpus()
-        if not devices:
-            log.warning("--gpus auto: no GPU found (no nvidia-smi); running CPU workers")
+        devices = detect_gpus()  # none: CPU workers (the command says so once it starts them)
     else:
         devices = [g.strip() for g in gpus.split(",") if g.strip()]
         bad = [g for g in devices if not g.isdigit()]
