@@ -1,7 +1,9 @@
 """Job dispatch and claim throughput, a 1,000-event burst, and checkpoint-ready-to-start latency.
 
-Against the real Redis and PostgreSQL of this machine (a fresh database and Redis db 14, both
-cleaned up), and a real ``tripwire worker`` process for the latency part. Each figure is printed
+Against a private Redis started for the run (``redis-server`` on a free port, data in a temporary
+folder, stopped at the end: a benchmark never flushes a server it did not start), a fresh
+database on this machine's PostgreSQL (dropped at the end), and a real ``tripwire worker``
+process for the latency part. Each figure is printed
 next to a baseline measured in the same run:
 
 - **dispatch**: ``ensure_job`` (unique-key insert) + ``send`` (a Celery message) per job, against
@@ -44,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from tests.faults.servers import PrivateRedis  # noqa: E402
 from tests.helpers import make_checkpoint, write_tasks  # noqa: E402
 
 from tripwire.jobs import tasks  # noqa: E402
@@ -61,7 +64,6 @@ from tripwire.store.models import Checkpoint, Job, JobKind, utcnow  # noqa: E402
 PG_ADMIN = os.environ.get(
     "TRIPWIRE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = "redis://127.0.0.1:6379/14"
 POLICY = """\
 name: bench
 proxy_suite: ../evals/proxy.yaml
@@ -236,7 +238,9 @@ def bench_burst(ctx: Context, client: redis.Redis, n: int = 1000, threads: int =
         raise SystemExit(1)
 
 
-def bench_latency(root: Path, database_url: str, policy: Path, landings: int) -> None:
+def bench_latency(
+    root: Path, database_url: str, redis_url: str, policy: Path, landings: int
+) -> None:
     from tripwire.jobs.service import Service
 
     checkpoints = root / "checkpoints"
@@ -244,7 +248,7 @@ def bench_latency(root: Path, database_url: str, policy: Path, landings: int) ->
     home = root / "home"
     env = dict(os.environ)
     env.update(
-        TRIPWIRE_BROKER_URL=REDIS_URL,
+        TRIPWIRE_BROKER_URL=redis_url,
         TRIPWIRE_DATABASE_URL=database_url,
         TRIPWIRE_POLICY=str(policy),
         TRIPWIRE_HOME=str(home),
@@ -259,7 +263,7 @@ def bench_latency(root: Path, database_url: str, policy: Path, landings: int) ->
     settings = Settings(
         home=home,
         database_url=database_url,
-        broker_url=REDIS_URL,
+        broker_url=redis_url,
         policy=policy,
         quiet_period_s=30.0,
         scan_interval_s=10.0,  # file events wake the loop; the rescan is only the safety net
@@ -318,12 +322,15 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=int, default=20)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tripwire-bench-dispatch-"))
+    if shutil.which("redis-server") is None:
+        raise SystemExit("bench/dispatch.py starts its own Redis: install redis-server")
+    server = PrivateRedis(root / "redis").start()
+    redis_url = server.url
     database_url, drop = fresh_database()
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
+    client = redis.Redis.from_url(redis_url)
     try:
         policy = workspace(root)
-        tasks.configure(REDIS_URL)
+        tasks.configure(redis_url)
         ctx = Context(
             db=Database(database_url),
             policy=load_policy(policy),
@@ -332,17 +339,17 @@ def main() -> None:
             send=tasks.send,
             owner="bench",
         )
-        print(f"PostgreSQL + Redis on this machine; {args.jobs} jobs")
+        print(f"private Redis on port {server.port}, PostgreSQL on this machine; {args.jobs} jobs")
         bench_throughput(ctx, client, args.jobs)
         bench_burst(ctx, client)
         ctx.db.dispose()
         drop()
         database_url, drop = fresh_database()
-        client.flushdb()
-        bench_latency(root, database_url, policy, args.checkpoints)
+        client.flushdb()  # our own server
+        bench_latency(root, database_url, redis_url, policy, args.checkpoints)
     finally:
-        client.flushdb()
         client.close()
+        server.stop()
         drop()
         shutil.rmtree(root, ignore_errors=True)
 

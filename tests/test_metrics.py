@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import redis
 from celery import Celery
 from kombu import Connection
+from sqlalchemy import update
 
 from tests.conftest import REDIS_URL, require_service
 from tests.seed import NOW, seed, settings_for
 from tests.servers import closed_port, sample, scrape, serving
 from tripwire.jobs.celery_config import QUEUES, celery_settings
 from tripwire.metrics import queue_keys
+from tripwire.store import repo, source_state
 from tripwire.store.db import Database
-from tripwire.store.models import JobKind
+from tripwire.store.models import Job, JobKind, utcnow
+from tripwire.store.source_state import NoteKind, Observed
 from tripwire.web.app import create_app
 
 METRICS_REDIS_DB = 13
@@ -113,24 +117,45 @@ def broker_url() -> Iterator[str]:
 
 
 def test_queue_depth_is_read_from_the_redis_broker(tmp_path: Path, broker_url: str) -> None:
-    """Messages Celery sends (any priority) count until a worker takes them; taken ones are
-    unacknowledged until done."""
+    """Messages Celery sends (any priority) count until a worker takes them; a taken one counts
+    as held while its job runs under a live lease, and as orphaned once the lease is over (its
+    worker is gone, though Redis keeps it unacknowledged until the visibility timeout)."""
+    db = Database(f"sqlite:///{tmp_path / 't.db'}")
+    with db.session() as s:
+        cp, _ = repo.record_checkpoint(
+            s, content_hash="sha256:" + "a" * 64, path="/c", run="r", step=1
+        )
+        ids = [
+            repo.ensure_job(s, key=f"k{i}", kind=JobKind.proxy_eval, checkpoint_id=cp.id)[0].id
+            for i in range(4)
+        ]
     sender = Celery("metrics-test")
     sender.conf.update(celery_settings(broker_url))
-    sender.send_task("tripwire.proxy_eval", args=[1])
-    sender.send_task("tripwire.proxy_eval", args=[2], priority=5)
-    sender.send_task("tripwire.proxy_eval", args=[3])
-    sender.send_task("tripwire.deep_eval", args=[4])
+    sender.send_task("tripwire.proxy_eval", args=[ids[0]])
+    sender.send_task("tripwire.proxy_eval", args=[ids[1]], priority=5)
+    sender.send_task("tripwire.proxy_eval", args=[ids[2]])
+    sender.send_task("tripwire.deep_eval", args=[ids[3]])
     sender.close()
-    app = create_app(settings_for(f"sqlite:///{tmp_path / 't.db'}", tmp_path, broker_url))
+    app = create_app(settings_for(db.url, tmp_path, broker_url))
     with serving(app) as base:
         before = scrape(base)
         with Connection(broker_url) as conn:
             channel = conn.channel()
             taken = channel.basic_get("proxy", no_ack=False)
             assert taken is not None
+            job_id = taken.decode()[0][0]
+            with db.session() as s:  # a worker claims the job it received
+                assert repo.claim_job(s, job_id, "w", 300, utcnow())
             during = scrape(base)
+            with db.session() as s:  # the worker dies: its lease runs out
+                s.execute(
+                    update(Job)
+                    .where(Job.id == job_id)
+                    .values(lease_until=utcnow() - timedelta(seconds=1))
+                )
+            lost = scrape(base)
             channel.close()
+    db.dispose()
 
     assert sample(before, "tripwire_broker_up") == 1
     depths = {q: sample(before, "tripwire_queue_messages", queue=q) for q in QUEUES}
@@ -138,6 +163,9 @@ def test_queue_depth_is_read_from_the_redis_broker(tmp_path: Path, broker_url: s
     assert sample(before, "tripwire_queue_unacked_messages") == 0
     assert sample(during, "tripwire_queue_messages", queue="proxy") == 2
     assert sample(during, "tripwire_queue_unacked_messages") == 1
+    assert sample(during, "tripwire_queue_unacked_orphaned_messages") == 0
+    assert sample(lost, "tripwire_queue_unacked_messages") == 0
+    assert sample(lost, "tripwire_queue_unacked_orphaned_messages") == 1
 
 
 def test_a_dead_broker_reads_as_down_and_the_database_metrics_remain(tmp_path: Path) -> None:
@@ -158,3 +186,28 @@ def test_an_unreachable_database_reads_as_down(tmp_path: Path) -> None:
         m = scrape(base)
     assert sample(m, "tripwire_database_up") == 0
     assert not [key for key in m if key[0].startswith("tripwire_jobs")]
+
+
+def test_watcher_metrics_count_folders_failed_scans_and_an_overdue_reconcile(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    db = Database(url)
+    observed = {
+        "/ck/run/step-1": Observed(NoteKind.waiting, "shard index lists 3 shards", "shards"),
+        "/ck/run/step-2": Observed(NoteKind.failed, "config.json is not valid JSON"),
+        "/ck": Observed(NoteKind.scan, "the scan of /ck failed"),
+    }
+    with db.session() as s:
+        source_state.sync_folders(s, "/ck", observed, ["/ck"], NOW)
+        source_state.beat(s, "host:7", 10.0, NOW - timedelta(minutes=3))
+    app = create_app(settings_for(url, tmp_path), clock=lambda: NOW)
+    with serving(app) as base:
+        m = scrape(base)
+    db.dispose()
+
+    assert sample(m, "tripwire_source_folders", state="failed") == 1
+    assert sample(m, "tripwire_source_folders", state="waiting") == 1
+    assert sample(m, "tripwire_scan_failures") == 1
+    assert sample(m, "tripwire_reconcile_age_seconds") == 180
+    assert sample(m, "tripwire_reconcile_overdue") == 1

@@ -12,9 +12,11 @@ The CLI prints these in one or two lines, without a traceback, and exits non-zer
     ├── CheckpointError        a checkpoint cannot be read or is refused (path, reason)
     │   ├── UnsafeCheckpointError   pickle weights without allow_pickle, or a path outside the roots
     │   └── CheckpointChangedError  no known location still holds the content a job was made for
+    │       └── CheckpointGoneError  every known location is gone (deleted or moved away)
     ├── EvaluationError        lm-eval failed on a checkpoint (task, reason)
     ├── StoreError             the database is missing, unreachable or in an unexpected state
     ├── BrokerError            the Celery broker (TRIPWIRE_BROKER_URL) cannot be reached
+    ├── DeviceError            the GPUs asked for (--gpus, TRIPWIRE_DEVICE) are not usable here
     ├── DeliveryError          a notification could not be delivered to its channel (retried)
     ├── JobError               a job cannot be claimed or run (job, reason)
     ├── TokenError             a token name is taken or unknown (name)
@@ -82,6 +84,12 @@ class CheckpointChangedError(CheckpointError):
     """
 
 
+class CheckpointGoneError(CheckpointChangedError):
+    """Every known location of a checkpoint is gone: deleted or moved away, before or while it
+    was evaluated. Not the model's failure: if the same content is seen again, it is taken
+    again."""
+
+
 class SuiteChangedError(SuiteError):
     """A suite's files changed between the creation of a job and its run."""
 
@@ -101,6 +109,12 @@ class StoreError(TripwireError):
 
 class BrokerError(TripwireError):
     """The Celery broker cannot be reached."""
+
+
+class DeviceError(TripwireError):
+    """The devices asked for (``tripwire worker --gpus``, ``TRIPWIRE_DEVICE=cuda``) are not
+    usable on this machine: no CUDA build of torch, no driver, or fewer GPUs. The message names
+    the fix."""
 
 
 class DeliveryError(TripwireError):

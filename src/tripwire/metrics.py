@@ -8,6 +8,8 @@ pipeline of ``LLEN`` calls. What each metric measures: ``docs/operations.md`` ("
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
@@ -28,8 +30,10 @@ from sqlalchemy import ColumnElement, Float, Select, case, cast, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from tripwire.jobs import retry
 from tripwire.jobs.celery_config import QUEUES
 from tripwire.notify.sender import counts_by_state
+from tripwire.store import source_state
 from tripwire.store.db import Database
 from tripwire.store.models import (
     Checkpoint,
@@ -40,6 +44,7 @@ from tripwire.store.models import (
     JobState,
     utcnow,
 )
+from tripwire.store.source_state import NoteKind
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +223,41 @@ class TripwireCollector(Collector):
             notifications.add_metric([note_state.value], n)
         yield notifications
 
+        yield from self._watcher_metrics(session, now)
+
+    def _watcher_metrics(self, session: Session, now: datetime) -> Iterator[Metric]:
+        """Folders waiting or refused, scans failing, and how long ago a watcher reconciled."""
+        folders = GaugeMetricFamily(
+            "tripwire_source_folders",
+            "Checkpoint folders a watcher reported: failed (refused or corrupt) or waiting "
+            "(not complete yet).",
+            labels=["state"],
+        )
+        notes = source_state.folder_notes(session, [NoteKind.failed, NoteKind.waiting])
+        for kind in (NoteKind.failed, NoteKind.waiting):
+            folders.add_metric([kind.value], sum(note.kind == kind for note in notes))
+        yield folders
+        health = source_state.reconcile_health(session, now)
+        scans = GaugeMetricFamily(
+            "tripwire_scan_failures", "Watched folders whose last scan failed."
+        )
+        scans.add_metric([], health.scan_failures)
+        yield scans
+        overdue = GaugeMetricFamily(
+            "tripwire_reconcile_overdue",
+            "1 when the watchers that are running have not reconciled for 5 of their intervals "
+            "(at least 60 s): lost work is not being re-sent.",
+        )
+        overdue.add_metric([], 1 if health.state == "overdue" else 0)
+        yield overdue
+        if health.age_s is not None:
+            age = GaugeMetricFamily(
+                "tripwire_reconcile_age_seconds",
+                "Seconds since a running watcher last reconciled (absent when none runs).",
+            )
+            age.add_metric([], health.age_s)
+            yield age
+
     def _durations(self, session: Session) -> HistogramMetricFamily:
         """Claim-to-finish time of finished jobs (their last attempt), bucketed in SQL."""
         duration = _seconds_between(session, Job.started_at, Job.finished_at)
@@ -265,7 +305,7 @@ class TripwireCollector(Collector):
                 for queue in QUEUES:
                     for key in queue_keys(queue):
                         pipe.llen(key)
-                pipe.hlen(RedisChannel.unacked_key)
+                pipe.hvals(RedisChannel.unacked_key)
                 sizes = pipe.execute()
         except redis.RedisError as exc:
             log.warning("metrics: cannot read the broker: %s", exc)
@@ -283,12 +323,70 @@ class TripwireCollector(Collector):
         for i, queue in enumerate(QUEUES):
             depth.add_metric([queue], sum(int(n) for n in sizes[i * steps : (i + 1) * steps]))
         yield depth
+        held, orphaned = self._unacked(sizes[-1])
         unacked = GaugeMetricFamily(
             "tripwire_queue_unacked_messages",
-            "Messages delivered to a worker and not yet acknowledged (running, with late acks).",
+            "Messages a live worker holds unacknowledged: its job runs under a live lease, or "
+            "waits out a retry pause.",
         )
-        unacked.add_metric([], int(sizes[-1]))
+        unacked.add_metric([], held)
         yield unacked
+        lost = GaugeMetricFamily(
+            "tripwire_queue_unacked_orphaned_messages",
+            "Unacknowledged messages no live worker holds (their worker was lost, or their job "
+            "is over); Redis gives them back after the visibility timeout.",
+        )
+        lost.add_metric([], orphaned)
+        yield lost
+
+    def _unacked(self, payloads: list[bytes]) -> tuple[int, int]:
+        """(held, orphaned) among Redis's unacknowledged messages, judged by their jobs' rows.
+
+        Redis keeps a message in ``unacked`` from delivery to acknowledgement, and a worker that
+        dies leaves it there until the visibility timeout: counting the hash alone says 1 after
+        a crash with nothing running. A message is held when its job is running under a live
+        lease, or pending with a retry due later (the worker holds it until its ETA); one that
+        cannot be read counts as held, one whose job does not exist as orphaned.
+        """
+        job_ids = [_job_id(raw) for raw in payloads]
+        known = [job_id for job_id in job_ids if job_id is not None]
+        rows: dict[int, Job] = {}
+        if known:
+            try:
+                with self.db.session() as session:
+                    rows = {
+                        job.id: job for job in session.scalars(select(Job).where(Job.id.in_(known)))
+                    }
+            except SQLAlchemyError:
+                return len(payloads), 0
+        now = self.clock()
+        held = 0
+        for job_id in job_ids:
+            job = rows.get(job_id) if job_id is not None else None
+            if job_id is None or (job is not None and _holds(job, now)):
+                held += 1
+        return held, len(payloads) - held
+
+
+def _job_id(raw: bytes) -> int | None:
+    """The job id a Celery message carries (its first argument), or None if unreadable."""
+    try:
+        message = json.loads(raw)[0]
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return int(args[0])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _holds(job: Job, now: datetime) -> bool:
+    if job.state == JobState.running:
+        return job.lease_until is not None and job.lease_until >= now
+    if job.state == JobState.pending:
+        return retry.not_due(job, now) is not None
+    return False
 
 
 def _per_kind(session: Session, statement: Select[JobKind, T]) -> dict[str, T]:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+
+SECRETS_DIR = "/run/secrets"
+"""Where secret files are read from (Docker and compose ``secrets``): a file named like a
+variable (``tripwire_database_url``) sets that setting when the environment does not.
+``TRIPWIRE_SECRETS_DIR`` points elsewhere."""
 
 
 class Settings(BaseSettings):
@@ -27,10 +39,16 @@ class Settings(BaseSettings):
     """lm-eval batch size."""
     allow_pickle: bool = False
     """Accept pickle (``*.bin``/``*.pt``) weights. Off: pickle can run code when loaded."""
+    allow_hub: bool = False
+    """Let lm-eval fetch built-in benchmark data from the Hugging Face hub (``tripwire.offline``);
+    off, everything comes from the local cache (``HF_HOME``)."""
     quiet_period_s: float = 30.0
     """A checkpoint with no ready marker and no shard index is taken after this long unchanged."""
     scan_interval_s: float = 10.0
     """Periodic rescan of watched folders, a safety net behind file-system events."""
+    reconcile_interval_s: float | None = Field(default=None, gt=0)
+    """How often a watcher re-sends lost work, in a thread of its own (default: the scan
+    interval)."""
     policy: Path = Path("triggers/default.yaml")
     proxy_suite: Path = Path("evals/proxy.yaml")
     deep_suites: list[Path] = Field(default_factory=lambda: [Path("evals/deep.yaml")])
@@ -106,6 +124,23 @@ class Settings(BaseSettings):
     """Where signed heads are appended: a file (JSON lines) or an fsspec URL prefix
     (``s3://bucket/tripwire/anchor``). Unset: ``<home>/ledger-anchor.jsonl``."""
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then ``.env``, then secret files (when their folder
+        exists: compose mounts ``secrets`` there)."""
+        secrets_dir = Path(os.environ.get("TRIPWIRE_SECRETS_DIR", SECRETS_DIR))
+        sources = [init_settings, env_settings, dotenv_settings]
+        if secrets_dir.is_dir():
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
+        return tuple(sources)
+
     @field_validator("notify_failures", "ledger_public_keys", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
@@ -129,3 +164,18 @@ def shown_url(url: str) -> str:
         return url.split("?", 1)[0]
     host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
     return parts._replace(netloc=host, query="").geturl()
+
+
+COMPOSE_HOSTS = ("postgres", "redis")
+"""Service names of docker-compose.yml: host names only inside compose's network."""
+
+
+def compose_hint(url: str) -> str:
+    """A hint when ``url`` names a compose service from outside compose, else empty."""
+    host = urlsplit(url).hostname
+    if host not in COMPOSE_HOSTS:
+        return ""
+    return (
+        f"; {host!r} is a docker compose service name, which resolves only inside compose: "
+        "from this machine use 127.0.0.1 (or TRIPWIRE_PUBLISH_ADDRESS) with the published port"
+    )

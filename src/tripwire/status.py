@@ -24,8 +24,8 @@ from tripwire.store.models import (
     JobKind,
     JobState,
     Run,
-    SourceFailure,
 )
+from tripwire.store.source_state import NoteKind, folder_notes
 
 STATUS_SCHEMA_VERSION = 1
 
@@ -59,17 +59,32 @@ class SourceFailureStatus(BaseModel):
     reason: str
 
 
+class WaitingStatus(BaseModel):
+    """A checkpoint folder that is not complete yet."""
+
+    path: str
+    waiting_for: str
+    """``shards``, ``quiet period`` (or a ready marker), ``file being written``, ``symlink
+    target`` or ``stable files``."""
+    reason: str
+    """As of the watcher's last note (refreshed about every minute)."""
+    since: datetime
+
+
 class StatusSnapshot(BaseModel):
     schema_version: int = STATUS_SCHEMA_VERSION
     runs: list[RunStatus]
     jobs: dict[str, dict[str, int]] = Field(default_factory=dict)
     """Job counts by kind, then state; only the pairs that have jobs."""
     source_failures: list[SourceFailureStatus] = Field(default_factory=list)
-    """Folders that were refused or are corrupt, until they are fixed."""
+    """Folders that were refused or are corrupt (and watched folders whose scan failed), until
+    they are fixed or gone."""
+    waiting: list[WaitingStatus] = Field(default_factory=list)
+    """Checkpoint folders not complete yet, and what each waits for."""
 
 
 def status_snapshot(session: Session) -> StatusSnapshot:
-    """Everything ``tripwire status`` shows, in five queries."""
+    """Everything ``tripwire status`` shows, in six queries."""
     fired: dict[int, list[str]] = defaultdict(list)
     for checkpoint_id, rule_id in session.execute(
         select(Decision.checkpoint_id, Decision.rule_id)
@@ -109,15 +124,16 @@ def status_snapshot(session: Session) -> StatusSnapshot:
         select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
     ).tuples():
         jobs[JobKind(kind).value][JobState(state).value] = count
+    notes = folder_notes(session, [NoteKind.failed, NoteKind.scan, NoteKind.waiting])
     failures = [
-        SourceFailureStatus(path=f.path, reason=f.reason)
-        for f in session.scalars(
-            select(SourceFailure)
-            .where(SourceFailure.resolved.is_(False))
-            .order_by(SourceFailure.id)
-        )
+        SourceFailureStatus(path=n.path, reason=n.reason) for n in notes if n.kind != "waiting"
     ]
-    return StatusSnapshot(runs=runs, jobs=dict(jobs), source_failures=failures)
+    waiting = [
+        WaitingStatus(path=n.path, waiting_for=n.detail, reason=n.reason, since=n.first_seen)
+        for n in notes
+        if n.kind == NoteKind.waiting
+    ]
+    return StatusSnapshot(runs=runs, jobs=dict(jobs), source_failures=failures, waiting=waiting)
 
 
 def status_tables(settings: Settings) -> list[Table]:
@@ -166,7 +182,19 @@ def render_tables(snapshot: StatusSnapshot, database: str) -> list[Table]:
         for failure in snapshot.source_failures:
             fail_table.add_row(failure.path, failure.reason)
         tables.append(fail_table)
-    if not snapshot.runs and not snapshot.source_failures:
+    if snapshot.waiting:
+        wait_table = Table(title="checkpoints not complete yet")
+        for column in ("path", "waiting for", "since", "detail"):
+            wait_table.add_column(column)
+        for waiting in snapshot.waiting:
+            wait_table.add_row(
+                waiting.path,
+                waiting.waiting_for,
+                waiting.since.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                waiting.reason,
+            )
+        tables.append(wait_table)
+    if not snapshot.runs and not snapshot.source_failures and not snapshot.waiting:
         empty = Table(title="no checkpoints yet")
         empty.add_column(f"database {database}")
         tables.append(empty)

@@ -7,19 +7,22 @@ reason. The database is the source of truth; the broker only carries requests to
 
 from __future__ import annotations
 
-import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 from sqlalchemy import func, select
 from tests.conftest import reset_postgres
 from tests.faults.conftest import (
     Rig,
+    WorkerProcess,
     assert_exactly_once,
     make_rig,
     running_job,
@@ -306,9 +309,29 @@ def test_postgresql_briefly_unreachable_jobs_retry_and_finish(
         server.remove()
 
 
-@pytest.mark.skipif(os.cpu_count() is None, reason="needs a CPU count")
+SUPERVISE_TWO_GPUS = """
+from tripwire.jobs.workers import CudaProbe, Supervisor, plan_workers
+
+two_gpus = CudaProbe(torch="2.13.0+cu128", cuda="12.8", devices=2)
+specs = plan_workers("0,1", ["control"], probe=lambda: two_gpus)
+raise SystemExit(Supervisor(specs).run())
+"""
+"""What ``tripwire worker --gpus 0,1 --queues control`` runs, on a machine that has two GPUs:
+the test machines have none, and the command refuses GPUs that torch cannot see."""
+
+
 def test_worker_gpus_flag_starts_one_process_per_device(rig: Rig) -> None:
-    supervisor = rig.start_worker("--gpus", "0,1", "--queues", "control")
+    log_path = rig.root / "supervisor.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SUPERVISE_TWO_GPUS],
+            env=rig.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    supervisor = WorkerProcess(process, log_path)
+    rig.workers.append(supervisor)
     children = wait_for(
         lambda: [
             p
@@ -318,21 +341,22 @@ def test_worker_gpus_flag_starts_one_process_per_device(rig: Rig) -> None:
         60,
         "two worker processes",
     )
-    wait_for(
-        lambda: (
-            len([p for p in supervisor.children() if "--hostname=gpu" in " ".join(p.cmdline())])
-            == 2
-        ),
-        60,
-        "both GPU workers",
-    )
-    mains = [
-        p for p in supervisor.children() if any(a.startswith("--hostname=gpu") for a in p.cmdline())
-    ]
-    devices = sorted(p.environ().get("CUDA_VISIBLE_DEVICES", "?") for p in mains)
+
+    def mains() -> list[psutil.Process]:
+        return [
+            p
+            for p in supervisor.children()
+            if any(a.startswith("--hostname=control.gpu") for a in p.cmdline())
+        ]
+
+    wait_for(lambda: len(mains()) == 2, 60, "both GPU workers")
+    names = sorted(a for p in mains() for a in p.cmdline() if a.startswith("--hostname="))
+    assert names == ["--hostname=control.gpu0@%h", "--hostname=control.gpu1@%h"]
+    devices = sorted(p.environ().get("CUDA_VISIBLE_DEVICES", "?") for p in mains())
     assert devices == ["0", "1"]
-    assert all(p.environ().get("TRIPWIRE_DEVICE") == "cuda:0" for p in mains)
+    assert all(p.environ().get("TRIPWIRE_DEVICE") == "cuda:0" for p in mains())
     assert children
+    started = mains()
     supervisor.process.send_signal(signal.SIGTERM)
     assert supervisor.process.wait(timeout=60) == 0
-    assert not any(p.is_running() and p.status() != "zombie" for p in mains)
+    assert not any(p.is_running() and p.status() != "zombie" for p in started)

@@ -72,8 +72,9 @@ def test_a_long_stale_pending_job_is_resent_even_under_a_backlog(
     assert _queued(redis_url) == 2
 
 
-def test_an_expired_lease_is_resent_whatever_the_queue_holds(ctx: Context, redis_url: str) -> None:
-    job_id = _pending_job(ctx, "c", sent_ago_s=None)
+def _expire(ctx: Context, job_id: int, *, lease_ended_ago_s: float, sent_ago_s: float) -> None:
+    """The job's worker died: it is running under a lease that ended a while ago."""
+    now = utcnow()
     with ctx.db.session() as s:
         s.execute(
             update(Job)
@@ -82,8 +83,45 @@ def test_an_expired_lease_is_resent_whatever_the_queue_holds(ctx: Context, redis
                 state=JobState.running,
                 attempts=1,
                 owner="dead-worker",
-                lease_until=utcnow() - timedelta(seconds=1),
+                lease_until=now - timedelta(seconds=lease_ended_ago_s),
+                enqueued_at=now - timedelta(seconds=sent_ago_s),
             )
         )
+
+
+def test_an_expired_lease_is_not_resent_while_its_queue_holds_messages(
+    ctx: Context, redis_url: str
+) -> None:
+    """The same rule as for pending jobs: behind a long evaluation the queue holds the job's
+    message (given back by the lost worker's pool), and a copy per scan would pile up."""
+    job_id = _pending_job(ctx, "c", sent_ago_s=None)
+    _expire(ctx, job_id, lease_ended_ago_s=5, sent_ago_s=600)
+    tasks.send("tripwire.proxy_eval", job_id)  # its message, waiting behind a busy worker
+    for _ in range(5):
+        assert reconcile(ctx) == 0
+    assert _queued(redis_url) == 1, "no copies piled up"
+
+    redis.Redis.from_url(redis_url).delete("proxy")  # the queue drained, the message is gone
+    assert reconcile(ctx) == 1
+    assert _queued(redis_url) == 1
+
+
+def test_an_expired_lease_is_resent_once_per_resend_interval(ctx: Context, redis_url: str) -> None:
+    """Re-sending does not change the job's state, so without a note of the send it went out
+    again at every scan (8 copies in 45 s)."""
+    job_id = _pending_job(ctx, "d", sent_ago_s=None)
+    _expire(ctx, job_id, lease_ended_ago_s=5, sent_ago_s=600)
+    assert reconcile(ctx) == 1
+    redis.Redis.from_url(redis_url).delete("proxy")  # a worker took it (and died again)
+    for _ in range(5):
+        assert reconcile(ctx) == 0, "sent just now: not again before resend_after_s"
+    later = utcnow() + timedelta(seconds=ctx.resend_after_s + 1)
+    assert reconcile(ctx, now=later) == 1
+
+
+def test_a_long_expired_lease_is_resent_even_under_a_backlog(ctx: Context, redis_url: str) -> None:
+    job_id = _pending_job(ctx, "e", sent_ago_s=None)
+    _expire(ctx, job_id, lease_ended_ago_s=2 * 3600, sent_ago_s=3 * 3600)
     tasks.send("tripwire.proxy_eval", 999)
     assert reconcile(ctx) == 1
+    assert _queued(redis_url) == 2

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from tripwire.errors import BrokerError, StoreError, TripwireError
 from tripwire.offline import enforce_offline
-from tripwire.settings import Settings, shown_url
+from tripwire.settings import Settings, compose_hint, shown_url
 
 if TYPE_CHECKING:
     pass
@@ -74,6 +74,7 @@ def _unreachable(exc: Exception) -> TripwireError | None:
         detail = _redacted(str(exc.orig or exc).strip().splitlines()[0], url)
         return StoreError(
             f"cannot reach the database at {shown_url(url)} (TRIPWIRE_DATABASE_URL): {detail}"
+            f"{compose_hint(url)}"
         )
     broker_errors = (
         kombu.exceptions.OperationalError,
@@ -84,7 +85,7 @@ def _unreachable(exc: Exception) -> TripwireError | None:
         detail = _redacted(str(exc).strip().splitlines()[0], settings.broker_url)
         return BrokerError(
             f"cannot reach the broker at {shown_url(settings.broker_url)} "
-            f"(TRIPWIRE_BROKER_URL): {detail}"
+            f"(TRIPWIRE_BROKER_URL): {detail}{compose_hint(settings.broker_url)}"
         )
     return None
 

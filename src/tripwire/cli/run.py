@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -19,7 +21,7 @@ from tripwire.cli.app import (
     settings_for,
 )
 from tripwire.errors import TripwireError
-from tripwire.settings import Settings
+from tripwire.settings import Settings, shown_url
 
 if TYPE_CHECKING:
     pass
@@ -80,6 +82,44 @@ def eval_command(
     )
 
 
+@app.command("fetch-data")
+def fetch_data(
+    suites: Annotated[list[Path], typer.Argument(help="Suite files (evals/*.yaml).")],
+) -> None:
+    """Download the datasets of the suites' lm-eval tasks into the Hugging Face cache (HF_HOME),
+    for workers that run offline. Needs hub access: TRIPWIRE_ALLOW_HUB=1 (and HF_TOKEN for
+    gated data such as GPQA)."""
+    from tripwire.offline import hub_allowed
+    from tripwire.runner import Runner
+    from tripwire.suites import load_suite
+
+    if not hub_allowed():
+        raise fail(
+            TripwireError(
+                "fetch-data downloads from the Hugging Face hub: run it with "
+                "TRIPWIRE_ALLOW_HUB=1 (e.g. docker compose run --rm -e TRIPWIRE_ALLOW_HUB=1 "
+                "worker-cpu tripwire fetch-data evals/proxy.yaml evals/deep.yaml)"
+            )
+        )
+    settings = settings_for()
+    runner = Runner(
+        device="cpu",
+        batch_size=1,
+        allow_pickle=False,
+        cache_dir=settings.home / "cache",
+        progress=False,
+    )
+    try:
+        for path in suites:
+            suite = load_suite(path)
+            with console.status(f"fetching the data of {suite.name}", spinner="dots"):
+                tasks = runner.fetch_data(suite)
+            console.print(f"{suite.name}: {len(tasks)} tasks cached ({', '.join(tasks)})")
+    except TripwireError as exc:
+        raise fail(exc) from None
+    console.print(f"Hugging Face cache: {os.environ.get('HF_HOME', '~/.cache/huggingface')}")
+
+
 class _null:
     def __enter__(self) -> None:
         return None
@@ -106,20 +146,31 @@ def watch(
     except TripwireError as exc:
         raise fail(exc) from None
     stop = threading.Event()
-    with service:
-        if once:
-            service.watcher.poll_once()
-            service.wait_until_settled()
-        else:
-            console.print(
-                f"watching {', '.join(map(str, directory))} with policy "
-                f"{service.ctx.policy.name} ({service.ctx.policy.content_hash[:12]}); "
-                f"{'embedded worker' if service.embedded else 'broker ' + str(settings.broker_url)}"
-            )
-            try:
-                service.watcher.run(stop, on_scan=service.log_scan)
-            except KeyboardInterrupt:
-                stop.set()
+    # SIGTERM (docker stop, systemd) stops the loop like Ctrl-C: the reconciler thread ends and
+    # the watcher notes that it stopped on purpose. As PID 1 without a handler it would be
+    # ignored until the container is killed.
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    try:
+        with service:
+            if once:
+                service.watcher.poll_once()
+                service.wait_until_settled()
+            else:
+                console.print(
+                    f"watching {', '.join(map(str, directory))} with policy "
+                    f"{service.ctx.policy.name} ({service.ctx.policy.content_hash[:12]}); "
+                    + (
+                        "embedded worker"
+                        if service.embedded
+                        else f"broker {shown_url(str(settings.broker_url))}"
+                    )
+                )
+                try:
+                    service.watcher.run(stop, on_scan=service.log_scan)
+                except KeyboardInterrupt:
+                    stop.set()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print_status(settings)
 
 
@@ -150,6 +201,14 @@ def worker(
             "(their jobs are then retried elsewhere). With --gpus or --cpu-workers.",
         ),
     ] = 60.0,
+    hostname: Annotated[
+        str | None,
+        typer.Option(
+            help="Celery node name (%h is the host name). Default <queues>.<pid>@%h, or "
+            "<queues>.gpu<N>@%h per GPU: unique on the host, so `celery inspect` and Flower "
+            "see every worker. With --gpus or --cpu-workers, .gpu<N> / .cpu<I> is added.",
+        ),
+    ] = None,
 ) -> None:
     """Run Celery workers on TRIPWIRE_BROKER_URL (Redis in production)."""
     settings = settings_for()
@@ -170,25 +229,38 @@ def worker(
                 f"--queues: unknown queue {', '.join(unknown)}; allowed: {', '.join(QUEUES)}"
             )
         )
-    if gpus is not None or cpu_workers > 1:
-        from tripwire.jobs.workers import Supervisor, plan_workers
+    from tripwire.jobs.workers import Supervisor, check_cuda, node_name, plan_workers, probe_cuda
 
+    if gpus is not None or cpu_workers > 1:
         try:
-            specs = plan_workers(gpus, queue_list, cpu_workers, loglevel)
+            specs = plan_workers(gpus, queue_list, cpu_workers, loglevel, hostname=hostname)
         except ValueError as exc:
             raise fail(TripwireError(str(exc))) from None
+        except TripwireError as exc:
+            raise fail(exc) from None
         _check_services(settings)
+        if gpus is not None and gpus.strip() == "auto" and all(s.gpu is None for s in specs):
+            console.print("--gpus auto: no GPU found (no nvidia-smi); running CPU workers")
         for spec in specs:
             console.print(
-                f"worker {spec.name}: {'GPU ' + spec.gpu if spec.gpu else 'CPU'}, "
+                f"worker {spec.node_name()}: {'GPU ' + spec.gpu if spec.gpu else 'CPU'}, "
                 f"queues {','.join(spec.queues)}"
             )
         raise typer.Exit(code=Supervisor(specs, shutdown_grace_s=shutdown_grace_s).run())
+    if settings.device.startswith("cuda"):  # a GPU asked for that is not there is an error
+        index = settings.device.partition(":")[2] or "0"
+        try:
+            check_cuda([index], f"TRIPWIRE_DEVICE={settings.device}", probe_cuda())
+        except TripwireError as exc:
+            raise fail(exc) from None
     _check_services(settings)
     from tripwire.jobs import tasks
 
     tasks.configure(settings.broker_url, settings)
-    tasks.start_worker(queues=queue_list, concurrency=concurrency, pool=pool, loglevel=loglevel)
+    node = node_name(queue_list, "" if hostname else str(os.getpid()), hostname)
+    tasks.start_worker(
+        queues=queue_list, concurrency=concurrency, pool=pool, loglevel=loglevel, hostname=node
+    )
 
 
 def _check_services(settings: Settings) -> None:

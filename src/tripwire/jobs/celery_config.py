@@ -11,7 +11,7 @@ from typing import Any
 from kombu import Connection, Queue  # type: ignore[attr-defined]
 
 from tripwire.errors import BrokerError
-from tripwire.settings import shown_url
+from tripwire.settings import compose_hint, shown_url
 
 QUEUES = ("proxy", "deep", "control")
 """``proxy``: proxy evaluations (GPU). ``deep``: deep evaluations (GPU). ``control``: decisions
@@ -119,7 +119,10 @@ def check_broker(broker_url: str) -> None:
             )
     except Exception as exc:
         detail = str(exc).strip().splitlines()[0].rstrip(".") if str(exc).strip() else repr(exc)
+        hint = (
+            compose_hint(broker_url) or "; start it, or point TRIPWIRE_BROKER_URL at a running one"
+        )
         raise BrokerError(
             f"cannot reach the broker at {shown_url(broker_url)} (TRIPWIRE_BROKER_URL): "
-            f"{detail}; start it, or point TRIPWIRE_BROKER_URL at a running one"
+            f"{detail}{hint}"
         ) from None

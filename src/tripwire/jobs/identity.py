@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tripwire.errors import CheckpointChangedError, SuiteChangedError
+from tripwire.errors import CheckpointChangedError, CheckpointGoneError, SuiteChangedError
 from tripwire.failures import is_transient
 from tripwire.sources import HashCache
 from tripwire.sources.hashing import FileChangedError
@@ -123,7 +123,39 @@ def locate(subject: Subject, cache: HashCache) -> LocationCheck:
     passing = [error for _, error in unreadable if is_transient(error)]
     if passing:
         raise passing[0]  # may pass: retry later rather than refuse
+    if not unreadable and all(check.how == "missing" for check in checks):
+        raise CheckpointGoneError(subject.locations[0], _gone(subject))
     raise CheckpointChangedError(subject.locations[0], _refusal(subject, checks, unreadable))
+
+
+def _gone(subject: Subject) -> str:
+    return (
+        f"gone: {subject.label} ({subject.content_hash}) is no longer at "
+        f"{', '.join(subject.locations)} (deleted or moved away); nothing was scored. This is "
+        "not a fault of the model: if the same content appears again under a watched folder, "
+        "the watcher takes it again"
+    )
+
+
+def after_error(subject: Subject, scored: LocationCheck, cache: HashCache) -> None:
+    """An evaluation raised: was it because its folder went away meanwhile?
+
+    Returns quietly when the folder still holds the content (the error is the model's or the
+    runner's). Raises ``FileChangedError`` (transient: the job is retried) when another known
+    location still holds it, and ``CheckpointGoneError`` / ``CheckpointChangedError`` when none
+    does.
+    """
+    try:
+        again = check_location(scored.path, subject.content_hash, scored.fingerprint, cache)
+    except OSError:
+        again = None
+    if again is not None and again.matches:
+        return
+    located = locate(subject, cache)  # raises when no location holds the content any more
+    raise FileChangedError(
+        f"{scored.path} went away while {subject.label} was scored from it; retrying from "
+        f"{located.path}"
+    )
 
 
 def _refusal(

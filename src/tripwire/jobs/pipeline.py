@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from tripwire.decisions import decide_checkpoint
 from tripwire.decisions.levels import with_level_verdicts
-from tripwire.errors import ConfigError, JobError
+from tripwire.errors import CheckpointChangedError, ConfigError, JobError
 from tripwire.failures import FailureKind, classify_failure
 from tripwire.jobs import identity, retry
 from tripwire.jobs.celery_config import TASK_ROUTES
@@ -34,6 +34,11 @@ from tripwire.store import repo
 from tripwire.store.models import Checkpoint, CheckpointState, Job, JobKind, JobState, utcnow
 
 log = logging.getLogger(__name__)
+
+
+GONE = "gone"
+"""Key in ``Job.payload``: the job failed because its checkpoint's content was at none of its
+locations; it is taken again if the content is seen again."""
 
 
 class Deferred(JobError):
@@ -62,10 +67,12 @@ STALE_SEND_S = 3600.0
 def reconcile(ctx: Context, now: datetime | None = None) -> int:
     """Re-send pending jobs whose message may be lost and running jobs whose lease expired.
 
-    A pending job is re-sent only when its queue is empty at the broker (or the broker cannot
-    say): while messages wait there, its own is most likely among them, and re-sending would
-    only pile duplicates behind a busy worker. A lost message is re-sent once its queue drains,
-    or after ``STALE_SEND_S`` even under a backlog that never drains. Returns how many were
+    One rule for both: a job is re-sent at most once every ``resend_after_s``, and only when its
+    queue is empty at the broker (or the broker cannot say). While messages wait there, its own
+    is most likely among them (a pending job's, or the message a crashed worker's pool gave
+    back), and re-sending would only pile duplicates behind a busy worker. A lost message is
+    re-sent once its queue drains, or ``STALE_SEND_S`` after it was last sent (for an expired
+    lease: after the lease ended) even under a backlog that never drains. Returns how many were
     re-sent.
     """
     now = now or utcnow()
@@ -77,15 +84,15 @@ def reconcile(ctx: Context, now: datetime | None = None) -> int:
         _after_failure(ctx, job_id)
     with ctx.db.session() as session:
         due = [
-            (job.id, job.kind, job.state, job.enqueued_at)
+            (job.id, job.kind, _last_sent(job))
             for job in repo.jobs_to_enqueue(session, now, ctx.resend_after_s)
         ]
     depths: dict[str, int | None] = {}
     ids = []
     stale = now - timedelta(seconds=max(STALE_SEND_S, ctx.resend_after_s))
-    for job_id, kind, state, sent in due:
+    for job_id, kind, sent in due:
         recent = sent is not None and sent > stale
-        if state == JobState.pending and recent and ctx.queue_depth is not None:
+        if recent and ctx.queue_depth is not None:
             queue = TASK_ROUTES[TASK_NAMES[kind]]["queue"]
             if queue not in depths:
                 depths[queue] = ctx.queue_depth(queue)
@@ -94,6 +101,14 @@ def reconcile(ctx: Context, now: datetime | None = None) -> int:
         ids.append(job_id)
     send_jobs(ctx, ids)
     return len(ids)
+
+
+def _last_sent(job: Job) -> datetime | None:
+    """When the job's message last entered its queue: when it was sent, or for an expired lease
+    when the lease ended (a lost worker's message is given back to the queue about then)."""
+    if job.state == JobState.running and job.lease_until is not None:
+        return max(job.lease_until, job.enqueued_at or job.lease_until)
+    return job.enqueued_at
 
 
 # ---------------------------------------------------------------- ingest
@@ -123,8 +138,10 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
                 **identity.first_fingerprint(path, found.fingerprint),
             },
         )
+        revived: list[int] = []
         if not created:  # the same content at another path, or seen again at this one
             identity.remember_location(session, checkpoint, path, found.fingerprint)
+            revived = revive_gone(session, checkpoint)
         job, new_job = repo.ensure_job(
             session,
             key=f"proxy:{found.content_hash}:{suite.content_hash}",
@@ -140,12 +157,27 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
             # send below leaves a pending job that the reconciler re-sends
     if new_job:
         ctx.send(TASK_NAMES[JobKind.proxy_eval], job_id)
+    send_jobs(ctx, revived)
     return checkpoint_id, created
 
 
-def record_failure(ctx: Context, path: Path, reason: str) -> None:
-    with ctx.db.session() as session:
-        repo.record_source_failure(session, str(path), reason)
+def revive_gone(session: Session, checkpoint: Checkpoint) -> list[int]:
+    """The checkpoint's content is on disk again: its jobs that failed because it was gone go
+    back to pending (attempts reset), and a checkpoint failed for that reason is discovered
+    again. Returns the jobs to send."""
+    jobs = session.scalars(
+        select(Job).where(Job.checkpoint_id == checkpoint.id, Job.state == JobState.failed)
+    )
+    revived = [job for job in jobs if (job.payload or {}).get(GONE)]
+    for job in revived:
+        log.info("job %s: %s is back; taken again", job.id, checkpoint.path)
+        job.payload = {k: v for k, v in job.payload.items() if k not in (GONE, retry.RETRY_AT)}
+        job.state, job.attempts, job.error = JobState.pending, 0, None
+        job.owner = job.lease_until = job.started_at = job.finished_at = None
+        job.enqueued_at = utcnow()
+        if job.kind == JobKind.proxy_eval and checkpoint.state == CheckpointState.failed:
+            checkpoint.state, checkpoint.error = CheckpointState.discovered, None
+    return [job.id for job in revived]
 
 
 # ---------------------------------------------------------------- running a job
@@ -187,7 +219,7 @@ def _after_error(ctx: Context, job_id: int, kind: JobKind, exc: Exception) -> st
     """Fail the job at once (permanent error) or retry it after a backoff (the others)."""
     failure = classify_failure(exc)
     if failure.kind == FailureKind.permanent:
-        _fail(ctx, job_id, kind, failure.reason)
+        _fail(ctx, job_id, kind, failure.reason, gone=isinstance(exc, CheckpointChangedError))
         return "failed"
     error = f"{failure.kind.value}: {failure.reason}"
     if failure.kind == FailureKind.unexpected:
@@ -220,10 +252,18 @@ def _after_error(ctx: Context, job_id: int, kind: JobKind, exc: Exception) -> st
     return "retry"
 
 
-def _fail(ctx: Context, job_id: int, kind: JobKind, reason: str) -> None:
-    """Fail a job visibly; a failed proxy evaluation fails its checkpoint, and the run goes on."""
+def _fail(ctx: Context, job_id: int, kind: JobKind, reason: str, *, gone: bool = False) -> None:
+    """Fail a job visibly; a failed proxy evaluation fails its checkpoint, and the run goes on.
+
+    ``gone``: the checkpoint's content is at none of its locations any more; the job is marked
+    so, and taken again if the watcher sees the same content again (``revive_gone``).
+    """
     with ctx.db.session() as session:
         repo.fail_job(session, job_id, reason)
+        if gone:
+            job = session.get(Job, job_id, populate_existing=True)
+            assert job is not None
+            job.payload = {**(job.payload or {}), GONE: True}
         # notifications (issue #8), in the failing transaction
         notify_producers.job_failed(session, job_id, ctx.notify_failures, reason)
     log.error("job %s (%s) failed: %s", job_id, kind.value, reason)
@@ -278,7 +318,11 @@ def _evaluate(ctx: Context, job_id: int) -> tuple[SuiteResult, Path]:
     known = [ctx.policy.proxy_suite, *ctx.policy.deep_suites.values()]
     suite = identity.job_suite(subject, known)
     location = identity.locate(subject, ctx.hash_cache)
-    result = ctx.runner.evaluate(location.path, suite)
+    try:
+        result = ctx.runner.evaluate(location.path, suite)
+    except Exception:
+        identity.after_error(subject, location, ctx.hash_cache)  # the folder went away?
+        raise
     identity.check_unchanged(subject, location, ctx.hash_cache)
     return result, location.path
 

@@ -69,7 +69,11 @@ class Service:
         if channels and self.notifier.config is None:
             log.info("TRIPWIRE_NOTIFY_CONFIG is not set: notifications wait in the outbox")
         self.watcher = Watcher(
-            self.ctx, self.sources, settings.scan_interval_s, after_poll=self.notifier.tick
+            self.ctx,
+            self.sources,
+            settings.scan_interval_s,
+            after_poll=self.notifier.tick,
+            reconcile_interval_s=settings.reconcile_interval_s,
         )
         self.console = console
         self._worker: EmbeddedWorker | None = None
@@ -83,6 +87,7 @@ class Service:
     def __exit__(
         self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
     ) -> None:
+        self.watcher.close()
         if self._worker is not None:
             self._worker.stop()
         for source in self.sources:

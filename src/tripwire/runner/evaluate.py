@@ -166,6 +166,27 @@ class Runner:
         paths = [str(d) for d in builtin_dirs] + [str(d) for d in custom_dirs]
         return TaskManager(include_path=paths, include_defaults=False), known
 
+    def fetch_data(self, suite: LoadedSuite) -> list[str]:
+        """Load every task of ``suite`` once, so that lm-eval downloads its data into the
+        Hugging Face cache (``HF_HOME``); returns the tasks loaded. Run it where the hub is
+        reachable, with ``TRIPWIRE_ALLOW_HUB=1``, to fill the cache that offline workers read.
+        """
+        tm, _ = self.task_manager(suite)
+        loaded: list[str] = []
+        for entry in suite.suite.tasks:
+            try:
+                tasks = tm.load([entry.task])["tasks"]
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                raise EvaluationError(
+                    f"lm-eval could not load task {entry.task!r}: {type(exc).__name__}: {exc} "
+                    "(is the hub reachable, TRIPWIRE_ALLOW_HUB=1 set, and for gated datasets "
+                    "such as GPQA, HF_TOKEN set and the terms accepted?)"
+                ) from exc
+            loaded.extend(tasks)
+        return loaded
+
     # ------------------------------------------------------------------ evaluate
     def load_model(self, checkpoint: Path) -> Any:
         """Load a checkpoint into an lm-eval ``HFLM``, safetensors only unless pickle is allowed."""

@@ -41,6 +41,11 @@ class DiscoveredCheckpoint(BaseModel):
     the folder's to tell cheaply that the content is unchanged."""
 
 
+WaitingFor = Literal[
+    "shards", "quiet period", "file being written", "symlink target", "stable files"
+]
+
+
 class PendingCheckpoint(BaseModel):
     """A checkpoint not complete yet; a later scan looks at it again."""
 
@@ -49,6 +54,10 @@ class PendingCheckpoint(BaseModel):
     path: Path
     reason: str
     """Why it is not taken yet, e.g. ``waiting for quiet period (12.0 s of 30.0 s)``."""
+    waiting_for: WaitingFor = "quiet period"
+    """What would make it complete: its missing ``shards``, the ``quiet period`` (or a ready
+    marker), a ``file being written``, a ``symlink target``, or ``stable files`` (it changed
+    while it was read)."""
 
 
 class DiscoveryFailure(BaseModel):
@@ -74,6 +83,8 @@ class ScanResult(BaseModel):
     ready: list[DiscoveredCheckpoint] = Field(default_factory=list)
     pending: list[PendingCheckpoint] = Field(default_factory=list)
     failed: list[DiscoveryFailure] = Field(default_factory=list)
+    unlisted: list[Path] = Field(default_factory=list)
+    """Folders the scan could not list (also in ``failed``): what lies under them is unknown."""
     scanned_at: float
     """Unix time (s) the scan judged the quiet period against."""
 

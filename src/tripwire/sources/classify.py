@@ -12,6 +12,7 @@ a model without one.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -33,13 +34,11 @@ from tripwire.sources.layout import (
     DirListing,
     list_dir,
 )
-from tripwire.sources.metadata import (
-    CheckpointMetadata,
-    load_sidecar,
-    run_from_path,
-    step_from_name,
-)
+from tripwire.sources.metadata import CheckpointMetadata, complete, load_sidecar
+from tripwire.sources.parsed import MAX_CONFIG_BYTES, ParsedFiles, read_limited
 from tripwire.sources.safetensors_check import check_safetensors, read_shard_index
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,35 +53,58 @@ class Rules:
 
 
 def classify(
-    directory: Path, rules: Rules, cache: HashCache, now: float, *, assume_complete: bool = False
+    directory: Path,
+    rules: Rules,
+    cache: HashCache,
+    now: float,
+    *,
+    assume_complete: bool = False,
+    parsed: ParsedFiles | None = None,
 ) -> Outcome:
-    """Judge ``directory``; ``assume_complete`` skips the completeness rules."""
+    """Judge ``directory``; ``assume_complete`` skips the completeness rules. ``parsed`` keeps
+    the parsed config, shard index and sidecar between scans (none: each is read again).
+
+    Never raises: whatever goes wrong with one folder is that folder's failure, and a scan
+    goes on with the others.
+    """
     try:
-        return _classify(directory, rules, cache, now, assume_complete)
+        return _classify(directory, rules, cache, now, assume_complete, parsed or ParsedFiles())
     except UnsafeCheckpointError as exc:
         return DiscoveryFailure(path=directory, reason=exc.reason, unsafe=True)
     except CheckpointError as exc:
         return DiscoveryFailure(path=directory, reason=exc.reason)
     except (FileNotFoundError, FileChangedError) as exc:
         reason = f"files changed during the scan ({exc}); it will be looked at again"
-        return PendingCheckpoint(path=directory, reason=reason)
+        return PendingCheckpoint(path=directory, reason=reason, waiting_for="stable files")
     except OSError as exc:
         return DiscoveryFailure(path=directory, reason=f"cannot read the checkpoint: {exc}")
+    except Exception as exc:  # a bug must not stop the scan of the other folders
+        log.exception("unexpected error while judging %s", directory)
+        return DiscoveryFailure(
+            path=directory,
+            reason=f"unexpected error while judging the folder ({type(exc).__name__}: {exc}); "
+            "this is a bug in Tripwire: please report it with the watcher's log",
+        )
 
 
 def _classify(
-    directory: Path, rules: Rules, cache: HashCache, now: float, assume_complete: bool
+    directory: Path,
+    rules: Rules,
+    cache: HashCache,
+    now: float,
+    assume_complete: bool,
+    parsed: ParsedFiles,
 ) -> Outcome:
     listing = list_dir(directory)
     _check_confined(listing, rules.root)
     marker = listing.has_any(rules.ready_markers)
     if not (marker or assume_complete):
-        waiting = _why_incomplete(listing, rules, now)
+        waiting = _why_incomplete(listing, rules, now, parsed)
         if waiting is not None:
-            return PendingCheckpoint(path=directory, reason=waiting)
+            return waiting
     if listing.dangling_links:
         raise CheckpointError(directory, f"{listing.dangling_links[0]} is a broken symlink")
-    return _validate(listing, rules, cache, marker)
+    return _validate(listing, rules, cache, marker, parsed)
 
 
 def _check_confined(listing: DirListing, root: Path) -> None:
@@ -97,37 +119,47 @@ def _check_confined(listing: DirListing, root: Path) -> None:
             )
 
 
-def _why_incomplete(listing: DirListing, rules: Rules, now: float) -> str | None:
-    """Why the directory is not complete yet, or None when it is."""
-    files = listing.files
+def _why_incomplete(
+    listing: DirListing, rules: Rules, now: float, parsed: ParsedFiles
+) -> PendingCheckpoint | None:
+    """What the directory still waits for, or None when it is complete."""
+    files, directory = listing.files, listing.directory
     age_s = now - listing.latest_mtime_s()
     if INDEX_NAME in files:
         try:
-            shards = read_shard_index(files[INDEX_NAME].path)
+            shards = _shard_index(listing, parsed)
         except CheckpointError:
             shards = None  # maybe still being written: the quiet period decides
         if shards is not None:
             missing = [s for s in shards if s not in files]
             if missing:
                 shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
-                return (
+                reason = (
                     f"shard index lists {len(shards)} shards, {len(shards) - len(missing)} "
                     f"present (missing: {shown}; unchanged for {max(age_s, 0.0):.1f} s)"
                 )
+                return PendingCheckpoint(path=directory, reason=reason, waiting_for="shards")
             if CONFIG_NAME in files and listing.has_tokenizer() and _all_whole(listing, shards):
                 return None  # save_pretrained writes the tokenizer after the weights
     if listing.dangling_links:
-        return f"{listing.dangling_links[0]} is a symlink to a file that does not exist yet"
+        reason = f"{listing.dangling_links[0]} is a symlink to a file that does not exist yet"
+        return PendingCheckpoint(path=directory, reason=reason, waiting_for="symlink target")
     in_progress = listing.in_progress_files()
     if in_progress:
-        return f"{in_progress[0]} is still being written"
+        reason = f"{in_progress[0]} is still being written"
+        return PendingCheckpoint(path=directory, reason=reason, waiting_for="file being written")
     if age_s < rules.quiet_period_s:
         marker = rules.ready_markers[0] if rules.ready_markers else "a ready marker"
-        return (
+        reason = (
             f"waiting for quiet period ({max(age_s, 0.0):.1f} s of {rules.quiet_period_s:.1f} s); "
             f"write {marker} in it to take it at once"
         )
+        return PendingCheckpoint(path=directory, reason=reason, waiting_for="quiet period")
     return None
+
+
+def _shard_index(listing: DirListing, parsed: ParsedFiles) -> list[str]:
+    return parsed.get("index", listing.files[INDEX_NAME], read_shard_index)
 
 
 def _all_whole(listing: DirListing, shards: list[str]) -> bool:
@@ -140,18 +172,18 @@ def _all_whole(listing: DirListing, shards: list[str]) -> bool:
 
 
 def _validate(
-    listing: DirListing, rules: Rules, cache: HashCache, marker: str | None
+    listing: DirListing, rules: Rules, cache: HashCache, marker: str | None, parsed: ParsedFiles
 ) -> DiscoveredCheckpoint:
     directory, files = listing.directory, listing.files
     if CONFIG_NAME not in files:
         why = f" although the ready marker {marker} is present" if marker else ""
         raise CheckpointError(directory, f"no {CONFIG_NAME}{why}; save_pretrained writes one")
-    _read_config(files[CONFIG_NAME].path)
+    parsed.get("config", files[CONFIG_NAME], _read_config)
     weights = listing.safetensors_files()
     fmt: Literal["safetensors", "pickle"] = "safetensors"
     if weights:
         if INDEX_NAME in files:
-            shards = read_shard_index(files[INDEX_NAME].path)
+            shards = _shard_index(listing, parsed)
             missing = [s for s in shards if s not in files]
             if missing:
                 raise CheckpointError(
@@ -181,26 +213,31 @@ def _validate(
             f"which needs {TOKENIZER_HELP}; save it beside the weights with "
             "tokenizer.save_pretrained(<folder>)",
         )
-    meta = load_sidecar(files[SIDECAR_NAME].path) if SIDECAR_NAME in files else CheckpointMetadata()
-    run = meta.run if meta.run is not None else run_from_path(directory, rules.root)
-    step = meta.step if meta.step is not None else step_from_name(directory.name)
+    sidecar = (
+        parsed.get("sidecar", files[SIDECAR_NAME], load_sidecar)
+        if SIDECAR_NAME in files
+        else CheckpointMetadata()
+    )
+    meta = complete(sidecar, directory, rules.root)
+    assert meta.run is not None
     return DiscoveredCheckpoint(
         path=directory,
         content_hash=hash_listing(listing, cache),
         fingerprint=Fingerprint.of(listing),
-        run=run,
-        step=step,
-        metadata=meta.model_copy(update={"run": run, "step": step}),
+        run=meta.run,
+        step=meta.step,
+        metadata=meta,
         weight_files=weights,
         total_bytes=sum(files[name].size_bytes for name in weights),
         format=fmt,
     )
 
 
-def _read_config(path: Path) -> None:
+def _read_config(path: Path, size_bytes: int) -> None:
+    text = read_limited(path, size_bytes, MAX_CONFIG_BYTES)
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise CheckpointError(path.parent, f"{CONFIG_NAME} is not valid JSON ({exc})") from exc
     if not isinstance(config, dict):
         raise CheckpointError(path.parent, f"{CONFIG_NAME} is not a JSON object")

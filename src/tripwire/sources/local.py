@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from tripwire.sources.base import (
 from tripwire.sources.classify import Rules, classify
 from tripwire.sources.hashing import HashCache
 from tripwire.sources.layout import DEFAULT_READY_MARKERS, is_candidate, is_skipped_dir
+from tripwire.sources.parsed import ParsedFiles
 from tripwire.sources.watch import ChangeWatcher
 
 
@@ -52,6 +54,8 @@ class LocalDirectorySource:
         self.rules = Rules(resolved, quiet_period_s, tuple(ready_markers), allow_pickle)
         self._owns_cache = hash_cache is None
         self.hash_cache = hash_cache if hash_cache is not None else HashCache.in_memory()
+        self.parsed = ParsedFiles()
+        """Parsed configs, shard indexes and sidecars, kept while their files are unchanged."""
         self._watcher = ChangeWatcher(resolved)
 
     @classmethod
@@ -77,7 +81,8 @@ class LocalDirectorySource:
         ready: list[DiscoveredCheckpoint] = []
         pending: list[PendingCheckpoint] = []
         failed: list[DiscoveryFailure] = []
-        for outcome in self._walk(now):
+        unlisted: list[Path] = []
+        for outcome in self._walk(now, unlisted):
             if isinstance(outcome, DiscoveredCheckpoint):
                 ready.append(outcome)
             elif isinstance(outcome, PendingCheckpoint):
@@ -88,6 +93,7 @@ class LocalDirectorySource:
             ready=sorted(ready, key=lambda c: c.path),
             pending=sorted(pending, key=lambda c: c.path),
             failed=sorted(failed, key=lambda c: c.path),
+            unlisted=sorted(unlisted),
             scanned_at=now,
         )
 
@@ -118,16 +124,19 @@ class LocalDirectorySource:
     ) -> None:
         self.close()
 
-    def _walk(self, now: float) -> list[Outcome]:
+    def _walk(self, now: float, unlisted: list[Path]) -> list[Outcome]:
         """Judge every candidate directory; report symlinked folders that lead outside root.
 
         Symlinked folders are never followed: one inside ``root`` is found at its real place.
+        Folders that cannot be listed are added to ``unlisted``.
         """
         outcomes: list[Outcome] = []
 
         def unlistable(exc: OSError) -> None:
-            reason = f"cannot list the folder ({exc.strerror}); give Tripwire read access to it"
-            outcomes.append(DiscoveryFailure(path=Path(exc.filename or self.root), reason=reason))
+            failure = unlistable_failure(exc, self.root)
+            if failure is not None:
+                unlisted.append(failure.path)
+                outcomes.append(failure)
 
         for dirpath, dirnames, filenames in os.walk(
             self.root, onerror=unlistable, followlinks=False
@@ -142,8 +151,31 @@ class LocalDirectorySource:
                     )
                     outcomes.append(DiscoveryFailure(path=link, reason=reason, unsafe=True))
             if is_candidate(filenames, self.rules.ready_markers):
-                outcomes.append(classify(Path(dirpath), self.rules, self.hash_cache, now))
+                outcomes.append(
+                    classify(Path(dirpath), self.rules, self.hash_cache, now, parsed=self.parsed)
+                )
         return outcomes
+
+
+GONE_ERRNOS = (errno.ENOENT, errno.ENOTDIR)
+"""A folder that is no longer there when the walk reaches it was renamed or removed meanwhile."""
+
+
+def unlistable_failure(exc: OSError, root: Path) -> DiscoveryFailure | None:
+    """What a folder that ``os.walk`` could not list means.
+
+    A folder renamed or removed between listing its parent and listing it (a trainer's
+    copy-then-rename) is no failure: the scan finds it at its new place, now or next time.
+    Only a refusal to read is met with "give Tripwire read access".
+    """
+    if exc.errno in GONE_ERRNOS:
+        return None
+    path = Path(exc.filename or root)
+    if isinstance(exc, PermissionError):
+        reason = f"cannot list the folder ({exc.strerror}); give Tripwire read access to it"
+    else:
+        reason = f"cannot list the folder ({exc.strerror or exc}); it is tried again at each scan"
+    return DiscoveryFailure(path=path, reason=reason)
 
 
 def read_checkpoint(

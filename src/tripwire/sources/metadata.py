@@ -5,12 +5,37 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from tripwire.errors import CheckpointError
+from tripwire.sources.parsed import MAX_SIDECAR_BYTES, read_limited
 
 CONTENT_HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+MAX_STEP = 2**31 - 1
+"""Largest step the store keeps (a 32-bit column)."""
+MAX_TOKENS = 2**63 - 1
+"""Largest token count the store keeps (a 64-bit column)."""
+MAX_FLOP = 1e40
+"""Largest training compute accepted, in FLOP (frontier runs are near 1e26)."""
+MAX_RUN_CHARS = 255
+MAX_STAGE_CHARS = 64
+MAX_PARENTS = 64
+MAX_NOTES = 64
+MAX_NOTE_KEY_CHARS = 255
+MAX_NOTE_CHARS = 4096
+
+NoteKey = Annotated[str, StringConstraints(max_length=MAX_NOTE_KEY_CHARS)]
+NoteValue = Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS)]
 
 _STEP_RE = re.compile(
     r"(?:^|[^a-z0-9])(?:global[-_]?step|step|checkpoint|ckpt|iter)[-_]?(\d+)$", re.IGNORECASE
@@ -22,19 +47,19 @@ class CheckpointMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    run: str | None = None
+    run: str | None = Field(default=None, min_length=1, max_length=MAX_RUN_CHARS)
     """Training run (or fine-tuning job) that produced the checkpoint."""
-    step: int | None = Field(default=None, ge=0)
+    step: int | None = Field(default=None, ge=0, le=MAX_STEP)
     """Optimizer step within the run."""
-    stage: str = "pretrain"
+    stage: str = Field(default="pretrain", min_length=1, max_length=MAX_STAGE_CHARS)
     """Free text; usually pretrain, sft, preference, merge or distill."""
-    parents: list[str] = Field(default_factory=list)
+    parents: list[str] = Field(default_factory=list, max_length=MAX_PARENTS)
     """Content hashes (``sha256:<hex>``) of the checkpoints this one was made from."""
-    tokens_seen: int | None = Field(default=None, ge=0)
+    tokens_seen: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
     """Training tokens seen so far."""
-    training_flop: float | None = Field(default=None, ge=0)
+    training_flop: float | None = Field(default=None, ge=0, le=MAX_FLOP, allow_inf_nan=False)
     """Declared training compute in FLOP."""
-    notes: dict[str, str] = Field(default_factory=dict)
+    notes: dict[NoteKey, NoteValue] = Field(default_factory=dict, max_length=MAX_NOTES)
     """Free-form notes, e.g. data modality fractions."""
 
     @field_validator("parents")
@@ -46,14 +71,15 @@ class CheckpointMetadata(BaseModel):
         return parents
 
 
-def load_sidecar(path: Path) -> CheckpointMetadata:
-    """Read a ``tripwire.json`` sidecar.
+def load_sidecar(path: Path, size_bytes: int | None = None) -> CheckpointMetadata:
+    """Read a ``tripwire.json`` sidecar (at most ``MAX_SIDECAR_BYTES``).
 
-    Raises ``CheckpointError`` naming the file, the field and what is allowed.
+    Raises ``CheckpointError`` naming the file, the field, the value and what is allowed.
     """
     try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        size = path.stat().st_size if size_bytes is None else size_bytes
+        raw = read_limited(path, size, MAX_SIDECAR_BYTES)
+    except OSError as exc:
         raise CheckpointError(path.parent, f"cannot read {path.name}: {exc}") from exc
     try:
         data = json.loads(raw)
@@ -63,6 +89,21 @@ def load_sidecar(path: Path) -> CheckpointMetadata:
         return CheckpointMetadata.model_validate(data)
     except ValidationError as exc:
         raise CheckpointError(path.parent, f"{path.name} is invalid: {_explain(exc)}") from exc
+
+
+def complete(meta: CheckpointMetadata, directory: Path, root: Path) -> CheckpointMetadata:
+    """``meta`` with ``run`` and ``step`` filled in from the folder names where it leaves them
+    out, checked against the same bounds as the sidecar (``CheckpointError`` if out of them)."""
+    run = meta.run if meta.run is not None else run_from_path(directory, root)
+    step = meta.step if meta.step is not None else step_from_name(directory.name)
+    try:
+        return CheckpointMetadata.model_validate({**meta.model_dump(), "run": run, "step": step})
+    except ValidationError as exc:
+        raise CheckpointError(
+            directory,
+            f"the folder names give {_explain(exc)}; rename the folder, or set the field in "
+            "tripwire.json",
+        ) from exc
 
 
 def _explain(exc: ValidationError) -> str:

@@ -13,6 +13,7 @@ import struct
 from pathlib import Path
 
 from tripwire.errors import CheckpointError
+from tripwire.sources.parsed import MAX_INDEX_BYTES, read_limited
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 """Same limit as the safetensors library: a larger header is treated as corrupt."""
@@ -81,14 +82,17 @@ def check_safetensors(path: Path, *, name: str | None = None) -> int:
     return tensors
 
 
-def read_shard_index(path: Path) -> list[str]:
+def read_shard_index(path: Path, size_bytes: int | None = None) -> list[str]:
     """The shard file names listed by a ``model.safetensors.index.json``, sorted and unique.
 
-    Raises ``CheckpointError`` when the index is not JSON, has no ``weight_map``, or names a
-    shard outside its own directory (which would escape the checkpoint).
+    Raises ``CheckpointError`` when the index is over ``MAX_INDEX_BYTES``, not JSON, has no
+    ``weight_map``, or names a shard outside its own directory (which would escape the
+    checkpoint).
     """
+    size = path.stat().st_size if size_bytes is None else size_bytes
+    text = read_limited(path, size, MAX_INDEX_BYTES)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(path.parent, f"{path.name} is not valid JSON ({exc})") from exc
     weight_map = data.get("weight_map") if isinstance(data, dict) else None

@@ -348,19 +348,18 @@ def fail_job(session: Session, job_id: int, error: str) -> None:
 
 
 def jobs_to_enqueue(session: Session, now: datetime, resend_after_s: float) -> list[Job]:
-    """Pending jobs not sent recently, and running jobs whose lease expired."""
+    """Pending jobs, and running jobs whose lease expired, not sent in the last
+    ``resend_after_s``."""
     cutoff = now - timedelta(seconds=resend_after_s)
     return list(
         session.scalars(
             select(Job)
             .where(
                 or_(
-                    and_(
-                        Job.state == JobState.pending,
-                        or_(Job.enqueued_at.is_(None), Job.enqueued_at < cutoff),
-                    ),
+                    Job.state == JobState.pending,
                     and_(Job.state == JobState.running, Job.lease_until < now),
                 ),
+                or_(Job.enqueued_at.is_(None), Job.enqueued_at < cutoff),
                 Job.attempts < Job.max_attempts,
             )
             .order_by(Job.id)

@@ -253,17 +253,25 @@ class Seal:
 
 
 def _load_private(path: Path) -> Ed25519PrivateKey:
+    """A PEM private key, or a 32-byte seed in hex (what ``docker/make_secrets.py`` writes)."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        data = path.read_bytes()
+        seed = data.strip()
+        key = (
+            Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed.decode()))
+            if len(seed) == 64 and b"-----" not in seed
+            else serialization.load_pem_private_key(data, password=None)
+        )
     except (OSError, ValueError, TypeError) as exc:
         raise TripwireError(
-            f"{path}: not a readable Ed25519 private key in PEM ({exc}); restore it from your "
-            "backup, or point TRIPWIRE_LEDGER_KEY at the ledger's key"
+            f"{path}: not a readable Ed25519 private key (PEM, or a 32-byte seed in hex) "
+            f"({exc}); restore it from your backup, or point TRIPWIRE_LEDGER_KEY at the "
+            "ledger's key"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise TripwireError(f"{path}: the ledger key must be Ed25519, not {type(key).__name__}")
     mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
+    if mode & 0o077 and not str(path).startswith("/run/secrets/"):  # compose secrets are 0644
         log.warning("%s is readable by others (mode %o): chmod 600 it", path, mode)
     return key
 
@@ -274,7 +282,7 @@ def _load_public(path: Path) -> Ed25519PublicKey:
         key = (
             serialization.load_pem_public_key(data)
             if b"PUBLIC KEY" in data
-            else serialization.load_pem_private_key(data, password=None).public_key()
+            else _load_private(path).public_key()
         )
     except (OSError, ValueError, TypeError) as exc:
         raise TripwireError(

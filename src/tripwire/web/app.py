@@ -25,8 +25,10 @@ from tripwire.settings import Settings
 from tripwire.status import StatusSnapshot, status_snapshot
 from tripwire.store.db import Database, init_db
 from tripwire.store.models import utcnow
+from tripwire.store.source_state import reconcile_health
 from tripwire.web import auth
 from tripwire.web.api import api_router
+from tripwire.web.apidocs import add_api_docs
 from tripwire.web.pages import pages_router
 from tripwire.web.reviews import reviews_router
 
@@ -34,14 +36,20 @@ log = logging.getLogger(__name__)
 
 
 class Health(BaseModel):
-    """The body of ``/healthz``: 200 when ``status`` is ``ok``, 503 otherwise."""
+    """The body of ``/healthz``: 200 when ``status`` is ``ok``, 503 otherwise. It names what
+    is wrong, never an error's text (the server's log has that)."""
 
-    status: Literal["ok", "unavailable"]
-    database: str
-    """``ok``, or why the database cannot be read."""
-    broker: str
-    """``ok``; ``embedded`` when no broker is configured; ``not checked`` for a non-Redis
-    broker; or why Redis cannot be reached."""
+    status: Literal["ok", "degraded", "unavailable"]
+    """``unavailable``: the database or the broker cannot be reached; ``degraded``: they can,
+    but no watcher reconciled lately, or a watched folder's scan fails."""
+    database: Literal["ok", "unreachable"]
+    broker: Literal["ok", "unreachable", "embedded", "not checked"]
+    """``embedded`` when no broker is configured; ``not checked`` for a non-Redis broker."""
+    reconcile: Literal["ok", "overdue", "no watcher", "unknown"] = "unknown"
+    """``overdue``: the running watchers stopped re-sending lost work; ``no watcher``: none
+    runs (or all stopped on purpose); ``unknown``: the database cannot be read."""
+    scan_failures: int = 0
+    """Watched folders whose last scan failed."""
 
 
 def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
@@ -55,7 +63,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         try:
             init_db(db.engine)
         except SQLAlchemyError as exc:  # start anyway: /healthz says what is wrong
-            log.warning("cannot create the tables at %s: %s", db.engine.url, exc)
+            log.warning("cannot create the tables at %s: %s", db.engine.url, _first_line(exc))
         yield
         if broker is not None:
             broker.close()
@@ -66,7 +74,10 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
         version=__version__,
         summary="Capability triggers for AI-safety evaluations.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: a local page instead
+        redoc_url=None,
     )
+    add_api_docs(app)
 
     auth.install(app, settings, db)
     app.include_router(api_router(db))
@@ -87,17 +98,26 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     def healthz() -> JSONResponse:
         """200 when the database (and the Redis broker, if one is configured) answers."""
         database = _check_database(db)
+        broker_state: Literal["ok", "unreachable", "embedded", "not checked"]
         if broker is not None:
             broker_state = _check_broker(broker)
         elif settings.broker_url:
             broker_state = "not checked"
         else:
             broker_state = "embedded"
-        healthy = database == "ok" and broker_state in ("ok", "embedded", "not checked")
-        body = Health(
-            status="ok" if healthy else "unavailable", database=database, broker=broker_state
-        )
-        return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)
+        body = Health(status="ok", database=database, broker=broker_state)
+        if database == "ok":
+            try:
+                with db.session() as session:
+                    watch = reconcile_health(session, clock())
+                body.reconcile, body.scan_failures = watch.state, watch.scan_failures
+            except SQLAlchemyError as exc:
+                log.warning("healthz: cannot read the watchers' state: %s", _first_line(exc))
+        if database != "ok" or broker_state == "unreachable":
+            body.status = "unavailable"
+        elif body.reconcile == "overdue" or body.scan_failures:
+            body.status = "degraded"
+        return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
 
     @app.get("/api/status", response_model=StatusSnapshot, tags=["status"])
     def api_status() -> StatusSnapshot:
@@ -106,25 +126,28 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
             with db.session() as session:
                 return status_snapshot(session)
         except SQLAlchemyError as exc:
-            raise HTTPException(503, f"database unavailable: {_first_line(exc)}") from None
+            log.warning("/api/status: database unavailable: %s", _first_line(exc))
+            raise HTTPException(503, "database unavailable") from None
 
     return app
 
 
-def _check_database(db: Database) -> str:
+def _check_database(db: Database) -> Literal["ok", "unreachable"]:
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        return f"error: {_first_line(exc)}"
+        log.warning("healthz: database unreachable: %s", _first_line(exc))
+        return "unreachable"
     return "ok"
 
 
-def _check_broker(client: redis.Redis) -> str:
+def _check_broker(client: redis.Redis) -> Literal["ok", "unreachable"]:
     try:
         client.ping()
     except redis.RedisError as exc:
-        return f"error: {_first_line(exc)}"
+        log.warning("healthz: broker unreachable: %s", _first_line(exc))
+        return "unreachable"
     return "ok"
 
 
