@@ -42,6 +42,16 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def _private_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commands a test runs never write the checkout's ``.tripwire`` (its ledger key and anchor
+    would then be shared by every test's database)."""
+    if "TRIPWIRE_HOME" not in os.environ:
+        monkeypatch.setenv("TRIPWIRE_HOME", str(tmp_path_factory.mktemp("home")))
+
+
 def require_service(name: str, url: str, port: int) -> None:
     """Skip (or, under CI=true, fail) when a service is down."""
     if _reachable(url, port):

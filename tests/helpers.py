@@ -144,7 +144,11 @@ def as_table_owner(engine: Engine) -> Iterator[Connection]:
         create_guards(connection)
 
 
-def write_decision_log(db: Database, rules: tuple[str, ...] = ("a", "b", "c", "d")) -> list[int]:
+def write_decision_log(
+    db: Database,
+    rules: tuple[str, ...] = ("a", "b", "c", "d"),
+    decided_at: datetime = datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+) -> list[int]:
     """A decision log of one checkpoint, one decision per rule, in one transaction; the ids."""
     from sqlalchemy import select
 
@@ -172,7 +176,7 @@ def write_decision_log(db: Database, rules: tuple[str, ...] = ("a", "b", "c", "d
                     explanation="x",
                     inputs={"scores": {"t": 0.5 + i / 10}, "comparisons": [{"estimate": 1.25}]},
                     actions={"notify": []},
-                    decided_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+                    decided_at=decided_at,
                 ),
             )
     with db.session() as s:

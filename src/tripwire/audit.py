@@ -34,12 +34,13 @@ from tripwire.store.ledger import (
     body_hash,
     decision_fields,
     entry_hash,
+    first,
 )
 from tripwire.store.models import Decision, Evaluation, LedgerEntry, Review
 from tripwire.store.repo import record_hash_of
 
 if TYPE_CHECKING:
-    from tripwire.store.seal import Seal, Verifier
+    from tripwire.store.seal import AnchorReading, AnchorRecord, Seal, Verifier
 
 BreakKind = Literal[
     "altered", "removed", "unlogged", "head_missing", "forged", "unsigned", "truncated", "anchor"
@@ -251,6 +252,37 @@ def _verify_ledger(session: Session, verifier: Verifier | None) -> tuple[AuditRe
     return AuditReport(0, prev, None, count, signed), last_unsigned
 
 
+def _records_of_this_log(
+    session: Session, seal: Seal, reading: AnchorReading | None, notes: list[str]
+) -> list[AnchorRecord]:
+    """The anchored heads that belong to this log.
+
+    Several databases may share one anchor (one home moved from SQLite to PostgreSQL); each
+    head names its log by the hash of the log's first entry. Heads of another log are set
+    aside only when this log's first entry carries a valid signature: a log rewritten from its
+    first entry without the key must not escape its anchored heads by looking like another log.
+    """
+    if reading is None:
+        return []
+    start = first(session)
+    genuine = (
+        start is not None
+        and start.signature is not None
+        and bool(seal.verifier)
+        and seal.verifier.verify(start.entry_hash, start.key_id, start.signature)
+    )
+    if not genuine or start is None:
+        return list(reading.records)
+    mine = [r for r in reading.records if not r.log or r.log == start.entry_hash]
+    others = {r.log for r in reading.records if r.log and r.log != start.entry_hash}
+    if others:
+        notes.append(
+            f"{len(reading.records) - len(mine)} anchored heads belong to "
+            f"{len(others)} other log(s) sharing this anchor: not compared with this one"
+        )
+    return mine
+
+
 def _verify_seal(
     session: Session, report: AuditReport, seal: Seal | None, last_unsigned: int
 ) -> AuditReport:
@@ -278,7 +310,7 @@ def _verify_seal(
                 "anchor",
             ),
         )
-    records = reading.records if reading is not None else []
+    records = _records_of_this_log(session, seal, reading, notes)
     hashes = (
         dict(
             session.execute(

@@ -161,3 +161,26 @@ def test_report_command_has_no_policy_option() -> None:
     """Reports render stored records: there is no policy to render them with."""
     result = CliRunner().invoke(app, ["report", "--help"])
     assert result.exit_code == 0 and "--policy" not in result.output
+
+
+def test_stored_items_are_read_per_database_not_per_row_id(tmp_path: Path) -> None:
+    """Two stores in one process (a worker after a re-configuration, the tests) share row ids:
+    the per-process cache of item sets must never hand one store's items to the other."""
+    from datetime import UTC, datetime
+
+    from tests.helpers import binary_suite_result
+    from tripwire.decisions.inputs import score_of
+    from tripwire.store import repo
+
+    started = datetime(2026, 11, 1, tzinfo=UTC)
+    for n_items in (60, 200):
+        db = Database(f"sqlite:///{tmp_path}/store-{n_items}.db")
+        with db.session() as s:
+            cp, _ = repo.record_checkpoint(s, content_hash="sha256:a", path="/a", run="r", step=1)
+            evaluation = repo.save_evaluation(
+                s, cp, binary_suite_result(n_items // 2, n_items, started_at=started), "proxy"
+            )
+            score = score_of(evaluation.scores[0])
+            assert evaluation.scores[0].item_set_id == 1  # the same row id in both stores
+            assert score.item_hashes is not None and score.item_values is not None
+            assert len(score.item_hashes) == score.item_values.size == n_items

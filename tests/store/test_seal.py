@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -229,6 +230,29 @@ def test_a_deleted_tail_is_caught_without_a_head(sealed: tuple[Database, Setting
     broken = _verify(db).broken
     assert broken is not None and broken.kind == "truncated", broken
     assert "is gone from the log" in broken.message
+
+
+def test_two_logs_sharing_one_home_keep_their_own_anchored_heads(tmp_path: Path) -> None:
+    """A home moved from one database to another (SQLite, then PostgreSQL) shares one key and
+    one anchor: each log is judged by its own heads, and one rewritten from its first entry
+    without the key is still judged by all of them."""
+    first = settings_for(f"sqlite:///{tmp_path}/first.db", tmp_path)
+    second = first.model_copy(update={"database_url": f"sqlite:///{tmp_path}/second.db"})
+    one, two = Database.for_settings(first), Database.for_settings(second)
+    write_decision_log(one, rules=("a", "b", "c", "d", "e", "f"))
+    write_decision_log(two, rules=("a", "b"), decided_at=NOW + timedelta(days=1))
+    for db in (one, two):
+        report = _verify(db)
+        assert report.broken is None, report.broken
+        assert any("other log" in note for note in report.notes), report.notes
+    with as_table_owner(two.engine) as conn:  # the second log rewritten unsigned from entry 1
+        conn.execute(text("UPDATE ledger SET signature = NULL, key_id = NULL"))
+        conn.execute(text("UPDATE decisions SET explanation = 'rewritten'"))
+        _rechain(conn)
+    broken = _verify(two).broken
+    assert broken is not None and broken.kind == "truncated", broken
+    one.dispose()
+    two.dispose()
 
 
 def test_an_edited_task_score_is_caught(sealed: tuple[Database, Settings]) -> None:

@@ -109,10 +109,13 @@ def audit_anchor() -> None:
                     f"not anchoring a log that does not verify: {checked.broken.message}"
                 )
             head = ledger.head(session)
-        if head is None:
+            start = ledger.first(session)
+        if head is None or start is None:
             console.print("the ledger is empty: nothing to anchor")
             return
-        seal.anchor_head(head.id, head.entry_hash, seal.signer.sign(head.entry_hash))
+        seal.anchor_head(
+            head.id, head.entry_hash, seal.signer.sign(head.entry_hash), start.entry_hash
+        )
     except TripwireError as exc:
         raise fail(exc) from None
     console.print(

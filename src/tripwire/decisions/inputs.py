@@ -60,16 +60,21 @@ def counted_evaluation(
     return counted_evaluations(session, [checkpoint_id], suite_hash).get(checkpoint_id)
 
 
-_HASHES: dict[int, tuple[str, ...]] = {}
+_HASHES: dict[str, tuple[str, ...]] = {}
 
 
 def _item_hashes(score: TaskScore) -> tuple[str, ...]:
-    """Item sets are shared by many evaluations: unpack each once per process."""
-    found = _HASHES.get(score.item_set_id)
+    """Item sets are shared by many evaluations: unpack each once per process.
+
+    Keyed by the item set's content digest, never its row id: one process may read several
+    databases (a worker after a re-configuration, the tests), and row ids repeat across them.
+    """
+    digest = score.item_set.digest
+    found = _HASHES.get(digest)
     if found is None:
         if len(_HASHES) > 2048:
             _HASHES.clear()
-        found = _HASHES[score.item_set_id] = tuple(unpack_hashes(score.item_set))
+        found = _HASHES[digest] = tuple(unpack_hashes(score.item_set))
     return found
 
 

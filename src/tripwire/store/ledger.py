@@ -145,6 +145,11 @@ def head(session: Session) -> LedgerEntry | None:
     return session.scalar(select(LedgerEntry).order_by(LedgerEntry.id.desc()).limit(1))
 
 
+def first(session: Session) -> LedgerEntry | None:
+    """The log's first entry: its hash names the log in the anchor (``AnchorRecord.log``)."""
+    return session.scalar(select(LedgerEntry).order_by(LedgerEntry.id).limit(1))
+
+
 def append(session: Session, kind: str, row: Any) -> LedgerEntry:
     """Append ``row`` (flushed, so it has an id) to the ledger; the caller holds the log lock."""
     last = head(session)
@@ -166,5 +171,7 @@ def append(session: Session, kind: str, row: Any) -> LedgerEntry:
     session.add(entry)
     session.flush()
     if entry.signature is not None:
-        session.info[HEAD_KEY] = (entry.id, entry.entry_hash, entry.signature)
+        start = entry if last is None else first(session)
+        log = start.entry_hash if start is not None else entry.entry_hash
+        session.info[HEAD_KEY] = (entry.id, entry.entry_hash, entry.signature, log)
     return entry

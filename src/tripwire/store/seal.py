@@ -106,18 +106,22 @@ class AnchorRecord:
     key_id: str
     signature: str
     anchored_at: str
+    log: str = ""
+    """The hash of the log's first entry: which log this head belongs to when several
+    databases share one anchor (a home moved from SQLite to PostgreSQL). Empty in records
+    written before it existed; those apply to every log."""
 
     def line(self) -> str:
-        return json.dumps(
-            {
-                "entry_id": self.entry_id,
-                "entry_hash": self.entry_hash,
-                "key_id": self.key_id,
-                "signature": self.signature,
-                "anchored_at": self.anchored_at,
-            },
-            sort_keys=True,
-        )
+        fields: dict[str, object] = {
+            "entry_id": self.entry_id,
+            "entry_hash": self.entry_hash,
+            "key_id": self.key_id,
+            "signature": self.signature,
+            "anchored_at": self.anchored_at,
+        }
+        if self.log:
+            fields["log"] = self.log
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def parse(cls, text: str) -> AnchorRecord:
@@ -128,6 +132,7 @@ class AnchorRecord:
             key_id=str(data["key_id"]),
             signature=str(data["signature"]),
             anchored_at=str(data.get("anchored_at", "")),
+            log=str(data.get("log", "")),
         )
 
 
@@ -234,8 +239,9 @@ class Seal:
     verifier: Verifier
     anchor: Anchor | None
 
-    def anchor_head(self, entry_id: int, entry_hash: str, signature: str) -> None:
-        """Append a signed head to the anchor (called after the commit that wrote it)."""
+    def anchor_head(self, entry_id: int, entry_hash: str, signature: str, log: str = "") -> None:
+        """Append a signed head to the anchor (called after the commit that wrote it);
+        ``log`` is the hash of the log's first entry."""
         if self.anchor is None or self.signer is None:
             return
         self.anchor.append(
@@ -245,6 +251,7 @@ class Seal:
                 key_id=self.signer.key_id,
                 signature=signature,
                 anchored_at=datetime.now(UTC).replace(tzinfo=None).isoformat(),
+                log=log,
             )
         )
 
