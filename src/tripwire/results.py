@@ -75,6 +75,11 @@ class Versions(BaseModel):
     batch_size: int | None = Field(default=None, exclude_if=lambda v: v is None)
     """lm-eval batch size the scores were computed at: the configured one, or smaller after an
     out-of-memory retry (the runner halves it). Left out where unknown."""
+    cached_answers: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Model answers taken from the response cache (``tripwire.runner.responses``) rather than
+    computed; left out when the cache was off."""
+    computed_answers: int | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Model answers computed by the model in this evaluation; left out when the cache was off."""
 
 
 class SuiteResult(BaseModel):

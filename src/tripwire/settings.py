@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     """lm-eval batch size."""
     allow_pickle: bool = False
     """Accept pickle (``*.bin``/``*.pt``) weights. Off: pickle can run code when loaded."""
+    response_cache: bool = True
+    """Reuse model answers computed for the same weights (``tripwire.runner.responses``): keyed
+    by the checkpoint's content, the task's configuration and the request, never by path."""
+    response_cache_max_gb: float = Field(default=5.0, gt=0)
+    """Bound of ``<home>/cache/responses``; the checkpoints used longest ago are evicted first."""
     allow_hub: bool = False
     """Let lm-eval fetch built-in benchmark data from the Hugging Face hub (``tripwire.offline``);
     off, everything comes from the local cache (``HF_HOME``)."""
@@ -152,6 +157,9 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'tripwire.db').resolve()}"
+
+    def response_cache_dir(self) -> Path:
+        return self.home / "cache" / "responses"
 
     def resolved_report_dir(self) -> Path:
         return self.report_dir or self.home / "reports"

@@ -33,6 +33,8 @@ audit_app = typer.Typer(help="Check the decision log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+cache_app = typer.Typer(help="The response cache of model answers.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 console = Console(width=None if sys.stdout.isatty() else 160)  # piped: no 80-column wrap
 err = Console(stderr=True)
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tripwire.cli.app import (
     app,
+    cache_app,
     console,
     err,
     fail,
@@ -39,6 +40,7 @@ def eval_command(
 ) -> None:
     """Score one checkpoint on a suite and print a table (or JSON)."""
     from tripwire.runner import Runner
+    from tripwire.runner.response_store import response_cache_for
     from tripwire.suites import load_suite
 
     settings = settings_for()
@@ -49,13 +51,16 @@ def eval_command(
             batch_size=batch_size or loaded.suite.batch_size or settings.batch_size,
             allow_pickle=settings.allow_pickle,
             cache_dir=settings.home / "cache",
+            responses=response_cache_for(settings),
         )
         with (
             console.status(f"scoring {checkpoint} on {loaded.name}", spinner="dots")
             if not as_json
             else _null()
         ):
-            result = runner.evaluate(checkpoint, loaded)
+            result = runner.evaluate(
+                checkpoint, loaded, content_hash=_content_hash(checkpoint, settings)
+            )
     except TripwireError as exc:
         raise fail(exc) from None
     if as_json:
@@ -118,6 +123,52 @@ def fetch_data(
     except TripwireError as exc:
         raise fail(exc) from None
     console.print(f"Hugging Face cache: {os.environ.get('HF_HOME', '~/.cache/huggingface')}")
+
+
+@cache_app.command("info")
+def cache_info() -> None:
+    """How many checkpoints' answers are cached, and the folder's size against its bound."""
+    from tripwire.runner.response_store import ResponseCache
+
+    settings = settings_for()
+    cache = ResponseCache(
+        settings.response_cache_dir(), int(settings.response_cache_max_gb * 1024**3)
+    )
+    info = cache.info()
+    state = "on" if settings.response_cache else "off (TRIPWIRE_RESPONSE_CACHE=false)"
+    console.print(
+        f"response cache {state} at {cache.root}: {info.checkpoints} checkpoints, "
+        f"{info.answers} answers, {info.size_bytes / 1024**2:.1f} MiB of "
+        f"{info.max_bytes / 1024**3:.1f} GiB",
+        highlight=False,
+    )
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Remove every cached answer (the next evaluation of each checkpoint computes them again)."""
+    from tripwire.runner.response_store import ResponseCache
+
+    settings = settings_for()
+    removed = ResponseCache(settings.response_cache_dir(), 0).clear()
+    console.print(f"removed the cached answers of {removed} checkpoints", highlight=False)
+
+
+def _content_hash(checkpoint: Path, settings: Settings) -> str | None:
+    """The checkpoint folder's content hash (weights and config), through the home's hash
+    cache; None when the folder holds no weights (the runner then says what is wrong)."""
+    from tripwire.jobs.context import hash_cache_path
+    from tripwire.sources.hashing import HashCache
+    from tripwire.sources.identity import hash_listing
+    from tripwire.sources.layout import list_dir
+
+    if not checkpoint.is_dir():
+        return None
+    listing = list_dir(checkpoint)
+    if not listing.identity_files():
+        return None
+    with HashCache(hash_cache_path(settings)) as cache:
+        return hash_listing(listing, cache)
 
 
 class _null:

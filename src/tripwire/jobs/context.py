@@ -12,6 +12,7 @@ from typing import Protocol
 
 from tripwire.policy.schema import LoadedPolicy, load_policy
 from tripwire.runner import Runner
+from tripwire.runner.response_store import response_cache_for
 from tripwire.settings import Settings
 from tripwire.sources import HashCache
 from tripwire.store.db import Database
@@ -93,6 +94,7 @@ def context_from_settings(
             allow_pickle=settings.allow_pickle,
             cache_dir=settings.home / "cache",
             progress=False,  # a worker's log is not a terminal
+            responses=response_cache_for(settings),
         ),
         report_dir=settings.resolved_report_dir(),
         send=send,

@@ -319,7 +319,7 @@ def _evaluate(ctx: Context, job_id: int) -> tuple[SuiteResult, Path]:
     suite = identity.job_suite(subject, known)
     location = identity.locate(subject, ctx.hash_cache)
     try:
-        result = ctx.runner.evaluate(location.path, suite)
+        result = ctx.runner.evaluate(location.path, suite, content_hash=subject.content_hash)
     except Exception:
         identity.after_error(subject, location, ctx.hash_cache)  # the folder went away?
         raise

@@ -9,16 +9,23 @@ as it is, for the job to retry later; any other lm-eval failure becomes an ``Eva
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import tempfile
 import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tripwire import __version__
-from tripwire.errors import CheckpointError, EvaluationError, SuiteError, UnsafeCheckpointError
+from tripwire.errors import (
+    CheckpointError,
+    EvaluationError,
+    SuiteError,
+    TripwireError,
+    UnsafeCheckpointError,
+)
 from tripwire.failures import is_out_of_memory, is_transient
 from tripwire.offline import enforce_offline
 from tripwire.results import SuiteResult, TaskResult, Versions
@@ -27,6 +34,9 @@ from tripwire.runner.task_files import materialize
 from tripwire.runner.task_index import BuiltinTaskIndex
 from tripwire.sources.layout import TOKENIZER_HELP, list_dir
 from tripwire.suites import LoadedSuite, SuiteTask
+
+if TYPE_CHECKING:
+    from tripwire.runner.response_store import CheckpointAnswers, ResponseCache
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +110,7 @@ class Runner:
         cache_dir: Path | None = None,
         progress: bool = True,
         model_class: type[Any] | None = None,
+        responses: ResponseCache | None = None,
     ) -> None:
         self.device = device
         self.batch_size = batch_size
@@ -111,6 +122,9 @@ class Runner:
         self.model_class = model_class
         """lm-eval's ``HFLM`` or a subclass of it (default ``HFLM``), constructed with the same
         arguments; a subclass can change how the model is called (tests inject failures)."""
+        self.responses = responses
+        """Cached model answers keyed by the checkpoint's content (``runner.responses``); used
+        when ``evaluate`` is given the checkpoint's content hash."""
         self._builtin: BuiltinTaskIndex | None = None
 
     # ------------------------------------------------------------------ tasks
@@ -212,13 +226,51 @@ class Runner:
                 raise  # an I/O or connection error: the job retries later
             raise CheckpointError(checkpoint, f"cannot load: {type(exc).__name__}: {exc}") from exc
 
-    def evaluate(self, checkpoint: Path | str, suite: LoadedSuite) -> SuiteResult:
-        """Score ``checkpoint`` on every task of ``suite``."""
+    def evaluate(
+        self, checkpoint: Path | str, suite: LoadedSuite, *, content_hash: str | None = None
+    ) -> SuiteResult:
+        """Score ``checkpoint`` on every task of ``suite``.
+
+        With a response cache and the checkpoint's ``content_hash``, answers already computed
+        for these weights are reused and the model is loaded only if some are missing.
+        """
         checkpoint = Path(checkpoint).resolve()
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         tm, custom_names = self.task_manager(suite)
-        lm = self.load_model(checkpoint)
+        answers: CheckpointAnswers | None = None
+        task_ids: dict[str, str] = {}
+        if self.responses is not None and content_hash is not None:
+            check_checkpoint_files(checkpoint, allow_pickle=self.allow_pickle)
+            _lm_eval()
+            from tripwire.runner.responses import CachedLM, tokenizer_digest
+
+            identity = f"{content_hash}:{tokenizer_digest(checkpoint)}"
+            answers = self.responses.open(hashlib.sha256(identity.encode()).hexdigest())
+            lm: Any = CachedLM(lambda: self.load_model(checkpoint), answers, identity, task_ids)
+        else:
+            lm = self.load_model(checkpoint)
+        try:
+            result = self._evaluate(checkpoint, suite, tm, custom_names, lm, task_ids)
+        finally:
+            if answers is not None:
+                answers.close()
+                assert self.responses is not None
+                self.responses.evict(keep=answers.path)
+        return result.model_copy(
+            update={"started_at": started, "duration_s": time.perf_counter() - t0}
+        )
+
+    def _evaluate(
+        self,
+        checkpoint: Path,
+        suite: LoadedSuite,
+        tm: Any,
+        custom_names: set[str],
+        lm: Any,
+        task_ids: dict[str, str],
+    ) -> SuiteResult:
+        started = datetime.now(UTC)
         by_fewshot: dict[int | None, list[SuiteTask]] = defaultdict(list)
         for entry in suite.suite.tasks:
             by_fewshot[entry.num_fewshot].append(entry)
@@ -251,6 +303,8 @@ class Runner:
                     objects.extend(loaded["tasks"].values())
                 leaves[entry.task] = list(loaded["tasks"])
                 for leaf, task in loaded["tasks"].items():
+                    if hasattr(lm, "tasks"):
+                        task_ids[leaf] = _task_identity(task)
                     chosen = select_items(len(task.eval_docs), entry)
                     if chosen is not None:
                         samples[leaf] = chosen
@@ -275,14 +329,19 @@ class Runner:
             raw = result
             for entry in entries:
                 tasks[entry.task] = task_result(result, entry, leaves[entry.task], num_fewshot)
+        versions = _versions(raw, batch_size=_batch_size(lm))
+        if hasattr(lm, "hits"):
+            versions = versions.model_copy(
+                update={"cached_answers": lm.hits, "computed_answers": lm.misses}
+            )
         return SuiteResult(
             suite_name=suite.name,
             suite_hash=suite.content_hash,
             model_path=str(checkpoint),
             tasks=tasks,
-            versions=_versions(raw, batch_size=_batch_size(lm)),
+            versions=versions,
             started_at=started,
-            duration_s=time.perf_counter() - t0,
+            duration_s=0.0,
             seed=suite.suite.seed,
         )
 
@@ -296,7 +355,7 @@ class Runner:
             except Exception as exc:
                 reason = self._out_of_memory(exc, lm, what)
             # Out of the except block, so the traceback's frames (and their tensors) are freed.
-            size = _batch_size(lm)
+            size = _batch_size(lm) or 1
             smaller = max(size // 2, 1)
             log.warning(
                 "out of memory on %s at batch size %d (%s); retrying at batch size %d",
@@ -313,9 +372,11 @@ class Runner:
         anything else (and out-of-memory at batch size 1) as the job should see it."""
         if is_transient(exc):
             raise exc  # an I/O or connection error: the job retries later
+        if isinstance(exc, TripwireError):
+            raise exc  # the model, loaded on the cache's first miss, could not be loaded
         if not is_out_of_memory(exc):
             raise EvaluationError(f"lm-eval failed on {what}: {type(exc).__name__}: {exc}") from exc
-        if _batch_size(lm) <= 1:
+        if (_batch_size(lm) or 1) <= 1:
             raise EvaluationError(
                 f"out of memory on {what} at batch size 1 on {self.device} "
                 f"({type(exc).__name__}: {exc}); the batch was halved down from "
@@ -325,14 +386,28 @@ class Runner:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
-def _batch_size(lm: Any) -> int:
-    return int(lm.batch_size)
+def _task_identity(task: Any) -> str:
+    from tripwire.runner.responses import task_identity
+
+    return task_identity(task)
+
+
+def _model_of(lm: Any) -> Any:
+    """The lm-eval model behind a ``CachedLM`` (None while not loaded), or ``lm`` itself."""
+    if hasattr(lm, "loaded"):
+        return lm.model if lm.loaded else None
+    return lm
+
+
+def _batch_size(lm: Any) -> int | None:
+    model = _model_of(lm)
+    return int(model.batch_size) if model is not None else None
 
 
 def _set_batch_size(lm: Any, size: int) -> None:
     # HFLM keeps its (fixed) batch size here and reads it at every loglikelihood and
     # generate_until call (lm-eval 0.4); the loaded weights stay where they are.
-    lm.batch_size_per_gpu = size
+    _model_of(lm).batch_size_per_gpu = size
 
 
 def _free_memory() -> None:
@@ -343,7 +418,7 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _versions(result: dict[str, Any], *, batch_size: int) -> Versions:
+def _versions(result: dict[str, Any], *, batch_size: int | None) -> Versions:
     import torch
     import transformers
 
