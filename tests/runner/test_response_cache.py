@@ -99,7 +99,9 @@ def test_the_same_weights_under_a_new_path_are_answered_without_loading_them(
 ) -> None:
     cache = ResponseCache(workspace / "responses", 1024**3)
     suite = load_suite(workspace / "evals" / "suite.yaml")
-    cold = _runner(cache).evaluate(workspace / "ckpt", suite, content_hash=_hash(workspace / "ckpt"))
+    cold = _runner(cache).evaluate(
+        workspace / "ckpt", suite, content_hash=_hash(workspace / "ckpt")
+    )
     assert CountingModel.loads == 1
     assert cold.versions.cached_answers == 0 and (cold.versions.computed_answers or 0) > 60
     copy = shutil.copytree(workspace / "ckpt", workspace / "elsewhere" / "copy")
