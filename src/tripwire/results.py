@@ -75,6 +75,10 @@ class Versions(BaseModel):
     batch_size: int | None = Field(default=None, exclude_if=lambda v: v is None)
     """lm-eval batch size the scores were computed at: the configured one, or smaller after an
     out-of-memory retry (the runner halves it). Left out where unknown."""
+    backend: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """lm-eval's model type the scores came from (``hf``, ``vllm``); left out in older results."""
+    dtype: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """The dtype the weights were held in (``float32``, ``bfloat16``); left out in older results."""
     cached_answers: int | None = Field(default=None, exclude_if=lambda v: v is None)
     """Model answers taken from the response cache (``tripwire.runner.responses``) rather than
     computed; left out when the cache was off."""

@@ -66,6 +66,51 @@ class SuiteTask(BaseModel):
         return self
 
 
+GenerationValue = str | int | float | bool | list[str]
+
+
+class ModelSettings(BaseModel):
+    """How a suite's checkpoints are loaded and prompted. Part of the suite file, so part of the
+    suite's content hash and of every result's identity."""
+
+    model_config = ConfigDict(extra="forbid")
+    backend: Literal["hf", "vllm"] = "hf"
+    """lm-eval's model type: ``hf`` (transformers) or ``vllm`` (GPU workers with vLLM
+    installed, ``pip install 'lm-eval[vllm]'``)."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights' dtype in memory. ``auto``: float32 on a CPU (bfloat16 matrix products are several
+    times slower there), the checkpoint config's ``torch_dtype`` on a GPU."""
+    device_map: Literal["none", "auto"] = "none"
+    """``auto``: shard the model over every GPU the worker sees (accelerate's device map); for
+    checkpoints that do not fit one GPU. ``none``: the worker's one device."""
+    max_memory_per_gpu: str | None = None
+    """With ``device_map: auto``: the memory each GPU may hold (``70GiB``)."""
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    """vLLM backend: GPUs the model is split over."""
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    """vLLM backend: share of each GPU's memory vLLM may take."""
+    max_length: int | None = Field(default=None, gt=0)
+    """Longest context; default the model's own."""
+    chat_template: bool = False
+    """Wrap prompts in the tokenizer's chat template (chat-tuned models); the tokenizer must
+    have one."""
+    system_instruction: str | None = None
+    """A system message put before every prompt (with ``chat_template``, as the system turn)."""
+    fewshot_as_multiturn: bool = False
+    """With ``chat_template``: few-shot examples as alternating user and assistant turns."""
+    generation: dict[str, GenerationValue] = Field(default_factory=dict)
+    """Generation settings for generative tasks, over each task's own (``temperature``,
+    ``do_sample``, ``max_gen_toks``, ``until``, ``top_p``)."""
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ModelSettings:
+        if self.fewshot_as_multiturn and not self.chat_template:
+            raise ValueError("fewshot_as_multiturn needs chat_template: true")
+        if self.backend == "vllm" and self.device_map != "none":
+            raise ValueError("device_map is for the hf backend; vLLM uses tensor_parallel_size")
+        return self
+
+
 class Suite(BaseModel):
     """A suite file."""
 
@@ -84,6 +129,8 @@ class Suite(BaseModel):
     """lm-eval bootstrap iterations for metrics without a closed-form standard error."""
     seed: int = 0
     """lm-eval's random, numpy, torch and few-shot seeds."""
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    """How checkpoints are loaded and prompted for this suite (``ModelSettings``)."""
 
     @model_validator(mode="after")
     def _unique_tasks(self) -> Suite:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import importlib.util
+import json
 import logging
 import tempfile
 import time
@@ -33,7 +35,7 @@ from tripwire.runner.extract import docs_of, select_items, task_result
 from tripwire.runner.task_files import materialize
 from tripwire.runner.task_index import BuiltinTaskIndex
 from tripwire.sources.layout import TOKENIZER_HELP, list_dir
-from tripwire.suites import LoadedSuite, SuiteTask
+from tripwire.suites import LoadedSuite, ModelSettings, SuiteTask
 
 if TYPE_CHECKING:
     from tripwire.runner.response_store import CheckpointAnswers, ResponseCache
@@ -202,18 +204,67 @@ class Runner:
         return loaded
 
     # ------------------------------------------------------------------ evaluate
-    def load_model(self, checkpoint: Path) -> Any:
-        """Load a checkpoint into an lm-eval ``HFLM``, safetensors only unless pickle is allowed."""
+    def dtype_for(self, settings: ModelSettings) -> str:
+        """The dtype a suite's ``model.dtype`` means on this runner's device."""
+        if settings.dtype != "auto":
+            return settings.dtype
+        return "float32" if self.device.startswith("cpu") else "auto"
+
+    def check_model_settings(self, settings: ModelSettings, suite_path: Path) -> None:
+        """Refuse settings this worker cannot honour, before any model loads."""
+        if settings.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+            raise SuiteError(
+                suite_path,
+                [
+                    "model.backend: vllm is not installed on this worker; install it on a GPU "
+                    "worker (pip install 'lm-eval[vllm]') or use backend: hf"
+                ],
+            )
+        if settings.device_map == "auto" and not self.device.startswith("cuda"):
+            raise SuiteError(
+                suite_path,
+                [
+                    f"model.device_map: auto shards a model over GPUs, and this worker "
+                    f"evaluates on {self.device!r}; run the suite on a GPU worker "
+                    "(tripwire worker --gpus ...) or set device_map: none"
+                ],
+            )
+
+    def load_model(self, checkpoint: Path, settings: ModelSettings | None = None) -> Any:
+        """Load a checkpoint into an lm-eval model (``HFLM``, or vLLM's where the suite asks),
+        safetensors only unless pickle is allowed, remote code never."""
+        settings = settings or ModelSettings()
         check_checkpoint_files(checkpoint, allow_pickle=self.allow_pickle)
         _lm_eval()
-        model_class = _hflm_class(self.model_class, quiet=not self.progress)
         try:
+            if settings.backend == "vllm":
+                from lm_eval.models.vllm_causallms import VLLM
+
+                return VLLM(
+                    pretrained=str(checkpoint),
+                    dtype=self.dtype_for(settings),
+                    batch_size="auto",
+                    max_length=settings.max_length,
+                    tensor_parallel_size=settings.tensor_parallel_size,
+                    gpu_memory_utilization=settings.gpu_memory_utilization,
+                    trust_remote_code=False,
+                )
+            model_class = _hflm_class(self.model_class, quiet=not self.progress)
+            extra: dict[str, Any] = {}
+            if settings.device_map == "auto":
+                extra["parallelize"] = True
+                if settings.max_memory_per_gpu is not None:
+                    extra["max_memory_per_gpu"] = settings.max_memory_per_gpu
+            if settings.max_length is not None:
+                extra["max_length"] = settings.max_length
             return model_class(
                 pretrained=str(checkpoint),
                 device=self.device,
                 batch_size=self.batch_size,
+                dtype=self.dtype_for(settings),
                 trust_remote_code=False,
                 use_safetensors=not self.allow_pickle,
+                **extra,
             )
         except Exception as exc:  # transformers raises many types for a bad checkpoint
             if is_out_of_memory(exc):
@@ -237,6 +288,15 @@ class Runner:
         checkpoint = Path(checkpoint).resolve()
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        settings = suite.suite.model
+        self.check_model_settings(settings, suite.path)
+        if settings.chat_template and not _has_chat_template(checkpoint):
+            raise CheckpointError(
+                checkpoint,
+                f"suite {suite.name} asks for a chat template (model.chat_template: true) and "
+                "the tokenizer has none: save one with the tokenizer (tokenizer.chat_template, "
+                "then save_pretrained) or set chat_template: false",
+            )
         tm, custom_names = self.task_manager(suite)
         answers: CheckpointAnswers | None = None
         task_ids: dict[str, str] = {}
@@ -245,11 +305,16 @@ class Runner:
             _lm_eval()
             from tripwire.runner.responses import CachedLM, tokenizer_digest
 
-            identity = f"{content_hash}:{tokenizer_digest(checkpoint)}"
+            # answers differ by the weights, the tokenizer and how the weights are held
+            held = settings.model_dump(include={"backend", "dtype", "max_length"})
+            held["dtype"] = self.dtype_for(settings)
+            identity = f"{content_hash}:{tokenizer_digest(checkpoint)}:{sorted(held.items())}"
             answers = self.responses.open(hashlib.sha256(identity.encode()).hexdigest())
-            lm: Any = CachedLM(lambda: self.load_model(checkpoint), answers, identity, task_ids)
+            lm: Any = CachedLM(
+                lambda: self.load_model(checkpoint, settings), answers, identity, task_ids
+            )
         else:
-            lm = self.load_model(checkpoint)
+            lm = self.load_model(checkpoint, settings)
         try:
             result = self._evaluate(checkpoint, suite, tm, custom_names, lm, task_ids)
         finally:
@@ -320,6 +385,10 @@ class Runner:
                 samples=samples or None,
                 task_manager=tm,
                 log_samples=True,
+                apply_chat_template=suite.suite.model.chat_template,
+                system_instruction=suite.suite.model.system_instruction,
+                fewshot_as_multiturn=suite.suite.model.fewshot_as_multiturn,
+                gen_kwargs=dict(suite.suite.model.generation) or None,
                 bootstrap_iters=suite.suite.bootstrap_iters,
                 random_seed=suite.suite.seed,
                 numpy_random_seed=suite.suite.seed,
@@ -329,7 +398,12 @@ class Runner:
             raw = result
             for entry in entries:
                 tasks[entry.task] = task_result(result, entry, leaves[entry.task], num_fewshot)
-        versions = _versions(raw, batch_size=_batch_size(lm))
+        versions = _versions(raw, batch_size=_batch_size(lm)).model_copy(
+            update={
+                "backend": suite.suite.model.backend,
+                "dtype": _dtype_of(lm) or self.dtype_for(suite.suite.model),
+            }
+        )
         if hasattr(lm, "hits"):
             versions = versions.model_copy(
                 update={"cached_answers": lm.hits, "computed_answers": lm.misses}
@@ -384,6 +458,27 @@ class Runner:
                 "memory"
             ) from exc
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _has_chat_template(checkpoint: Path) -> bool:
+    """Whether the checkpoint's tokenizer files carry a chat template."""
+    if (checkpoint / "chat_template.jinja").is_file() or (
+        checkpoint / "chat_template.json"
+    ).is_file():
+        return True
+    config = checkpoint / "tokenizer_config.json"
+    try:
+        return bool(json.loads(config.read_text()).get("chat_template"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _dtype_of(lm: Any) -> str | None:
+    """The dtype the loaded model's weights are held in (None when no model was loaded)."""
+    model = _model_of(lm)
+    inner = getattr(model, "_model", None) if model is not None else None
+    dtype = getattr(inner, "dtype", None)
+    return str(dtype).removeprefix("torch.") if dtype is not None else None
 
 
 def _task_identity(task: Any) -> str:
