@@ -111,6 +111,22 @@ class ModelSettings(BaseModel):
         return self
 
 
+class CommandSpec(BaseModel):
+    """A deep evaluation run by a harness of the lab's own instead of lm-eval.
+
+    The contract: Tripwire runs ``argv`` (placeholders ``{checkpoint}``, ``{result}``,
+    ``{suite_dir}``, ``{seed}``; also in ``TRIPWIRE_CHECKPOINT`` and ``TRIPWIRE_RESULT``) in the
+    suite file's folder; the command writes JSON scores to the result path and exits 0
+    (``docs/suites.md``). Past ``timeout_s`` its process group is killed and the job fails.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    argv: list[str] = Field(min_length=1)
+    timeout_s: float = Field(default=3600.0, gt=0)
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for the command (the worker's own are passed too)."""
+
+
 class Suite(BaseModel):
     """A suite file."""
 
@@ -131,6 +147,9 @@ class Suite(BaseModel):
     """lm-eval's random, numpy, torch and few-shot seeds."""
     model: ModelSettings = Field(default_factory=ModelSettings)
     """How checkpoints are loaded and prompted for this suite (``ModelSettings``)."""
+    command: CommandSpec | None = None
+    """Deep suites: run this harness instead of lm-eval; ``tasks`` names the scores it reports.
+    Put the harness's code under ``include`` so that it is part of the suite's identity."""
 
     @model_validator(mode="after")
     def _unique_tasks(self) -> Suite:
@@ -141,6 +160,15 @@ class Suite(BaseModel):
                 "alert_level and critical_level belong to deep suites; in a proxy suite, "
                 "levels are a policy's level rules"
             )
+        if self.command is not None:
+            if self.kind != "deep":
+                raise ValueError("command: runs deep evaluations; a proxy suite uses lm-eval tasks")
+            for i, t in enumerate(self.tasks):
+                if t.num_fewshot is not None or t.limit is not None or t.subset is not None:
+                    raise ValueError(
+                        f"tasks.{i}: num_fewshot, limit and subset are lm-eval's; a command "
+                        "suite's tasks name the scores its command reports"
+                    )
         names = [t.task for t in self.tasks]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -187,6 +187,8 @@ class Runner:
         Hugging Face cache (``HF_HOME``); returns the tasks loaded. Run it where the hub is
         reachable, with ``TRIPWIRE_ALLOW_HUB=1``, to fill the cache that offline workers read.
         """
+        if suite.suite.command is not None:
+            return []  # a command suite's harness brings its own data
         tm, _ = self.task_manager(suite)
         loaded: list[str] = []
         for entry in suite.suite.tasks:
@@ -286,6 +288,11 @@ class Runner:
         for these weights are reused and the model is loaded only if some are missing.
         """
         checkpoint = Path(checkpoint).resolve()
+        if suite.suite.command is not None:
+            from tripwire.runner.command import run_command
+
+            check_checkpoint_files(checkpoint, allow_pickle=self.allow_pickle)
+            return run_command(checkpoint, suite)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         settings = suite.suite.model
