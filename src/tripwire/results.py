@@ -37,6 +37,20 @@ class ItemOutcomes(BaseModel):
     generation (300 characters at most)."""
 
 
+class Elicitation(BaseModel):
+    """How a task's profiles compare on one checkpoint."""
+
+    default: str
+    """The default profile (the suite's first)."""
+    best: str
+    scores: dict[str, float]
+    """Each profile's score."""
+    gap: float
+    """Best minus default, in the metric's units (signed so that positive is better)."""
+    inference_flop: dict[str, float | None] = {}
+    """Each profile's inference compute."""
+
+
 class TaskResult(BaseModel):
     """One lm-eval task scored on one checkpoint."""
 
@@ -62,6 +76,14 @@ class TaskResult(BaseModel):
     """Deep suites: the critical level, in points."""
     level_verdict: LevelVerdict | None = None
     """Deep suites with levels: where the score stands (``tripwire.decisions.levels``)."""
+    profile: str | None = None
+    """The elicitation profile these scores came from (on the task's own row: the best one)."""
+    elicitation: Elicitation | None = None
+    """On the task's own row of a task with profiles: every profile's score and the gap."""
+    inference_tokens: int | None = None
+    """Tokens the model read and wrote for this row's profile (every sample counted)."""
+    inference_flop: float | None = None
+    """Inference compute of this row's profile: 2 x parameters x ``inference_tokens``."""
     items: ItemOutcomes
 
 

@@ -29,6 +29,47 @@ class Subset(BaseModel):
     seed: int = 0
 
 
+PROFILE_SEPARATOR = "@"
+"""A profile's scores are stored as the task ``<task>@<profile>``; the task's own row holds the
+best over its profiles."""
+
+
+class Profile(BaseModel):
+    """One way of asking a task's items: an elicitation profile.
+
+    ``zero_shot`` is ``{name: zero_shot, num_fewshot: 0}``; ``few_shot`` a ``num_fewshot``;
+    chain of thought an lm-eval ``variant`` that asks the same items with reasoning and extracts
+    the answer (``gsm8k_cot``); self-consistency ``samples: k, select: majority`` (lm-eval's
+    ``repeats`` and its ``majority_vote`` filter); best-of-n ``samples: n, select: best`` (the
+    first sample that the task's own answer check accepts).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    variant: str | None = None
+    """Another lm-eval task over the same items (same documents) that asks them differently."""
+    num_fewshot: int | None = Field(default=None, ge=0)
+    samples: int = Field(default=1, ge=1, le=256)
+    """Generations per item (lm-eval's ``repeats``); generative tasks only."""
+    select: Literal["first", "majority", "best"] = "first"
+    """How one answer is taken from the samples: the first, the most frequent (self-consistency)
+    or the first one the task's answer check accepts (best-of-n, an oracle upper bound)."""
+    temperature: float | None = Field(default=None, ge=0)
+    """Sampling temperature; default 0.7 when ``samples`` > 1, else the task's own."""
+    generation: dict[str, GenerationValue] = Field(default_factory=dict)
+    """Further generation settings over the task's own."""
+
+    @model_validator(mode="after")
+    def _samples_and_selection(self) -> Profile:
+        if self.samples > 1 and self.select == "first":
+            raise ValueError(
+                f"profile {self.name}: {self.samples} samples need select: majority or best"
+            )
+        if self.samples == 1 and self.select != "first":
+            raise ValueError(f"profile {self.name}: select: {self.select} needs samples > 1")
+        return self
+
+
 class SuiteTask(BaseModel):
     """One lm-eval task (or group) in a suite."""
 
@@ -49,6 +90,9 @@ class SuiteTask(BaseModel):
     score reached it (the one-sided 95% bound established it), stayed below, or is unresolved."""
     critical_level: float | None = Field(default=None, gt=0, le=100)
     """Deep suites: the critical level the alert level warns of, in points."""
+    profiles: list[Profile] | None = Field(default=None, min_length=1)
+    """Elicitation profiles; the first is the default one. The task's score is the best over
+    them; each profile's score is kept as ``<task>@<profile>``."""
 
     @model_validator(mode="after")
     def _limit_or_subset(self) -> SuiteTask:
@@ -63,7 +107,18 @@ class SuiteTask(BaseModel):
                 f"critical_level {self.critical_level:g} must be above alert_level "
                 f"{self.alert_level:g}"
             )
+        if self.profiles is not None:
+            names = [p.name for p in self.profiles]
+            if len(set(names)) != len(names):
+                raise ValueError(f"profile names repeat: {', '.join(names)}")
         return self
+
+    def result_names(self) -> list[str]:
+        """The task rows a result of this entry holds: the task, then one per profile."""
+        return [
+            self.task,
+            *(f"{self.task}{PROFILE_SEPARATOR}{p.name}" for p in self.profiles or []),
+        ]
 
 
 GenerationValue = str | int | float | bool | list[str]
@@ -151,6 +206,10 @@ class Suite(BaseModel):
     """Deep suites: run this harness instead of lm-eval; ``tasks`` names the scores it reports.
     Put the harness's code under ``include`` so that it is part of the suite's identity."""
 
+    def result_names(self) -> list[str]:
+        """Every task row a result of this suite holds (profiles included)."""
+        return [name for t in self.tasks for name in t.result_names()]
+
     @model_validator(mode="after")
     def _unique_tasks(self) -> Suite:
         if self.kind == "proxy" and any(
@@ -164,10 +223,15 @@ class Suite(BaseModel):
             if self.kind != "deep":
                 raise ValueError("command: runs deep evaluations; a proxy suite uses lm-eval tasks")
             for i, t in enumerate(self.tasks):
-                if t.num_fewshot is not None or t.limit is not None or t.subset is not None:
+                if (
+                    t.num_fewshot is not None
+                    or t.limit is not None
+                    or t.subset is not None
+                    or t.profiles is not None
+                ):
                     raise ValueError(
-                        f"tasks.{i}: num_fewshot, limit and subset are lm-eval's; a command "
-                        "suite's tasks name the scores its command reports"
+                        f"tasks.{i}: num_fewshot, limit, subset and profiles are lm-eval's; "
+                        "a command suite's tasks name the scores its command reports"
                     )
         names = [t.task for t in self.tasks]
         dupes = sorted({n for n in names if names.count(n) > 1})

@@ -136,7 +136,7 @@ def test_command_suites_are_deep_and_name_scores_not_lm_eval_settings(tmp_path: 
     path.write_text(
         text.replace("  - task: cyber_ctf\n", "  - task: cyber_ctf\n    num_fewshot: 5\n")
     )
-    with pytest.raises(SuiteError, match="num_fewshot, limit and subset are lm-eval's"):
+    with pytest.raises(SuiteError, match="num_fewshot, limit, subset and profiles are lm-eval's"):
         load_suite(path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,3 +65,9 @@ class Lineage:
     """1 for the run's first decided checkpoint, 2 for the next, ..."""
     baseline_at: datetime | None = None
     """When the baseline's deep evaluation was dispatched (``cadence`` rules)."""
+
+
+def benchmarks_of(names: Iterable[str]) -> list[str]:
+    """What ``benchmarks: ["*"]`` means: every task, not its elicitation profiles' own rows
+    (``task@profile``; the task's row already holds the best of them)."""
+    return sorted(n for n in names if "@" not in n)

@@ -35,6 +35,7 @@ from scipy.optimize import brentq
 from scipy.special import ndtr
 
 from tripwire.policy.compare import scale_factor
+from tripwire.policy.inputs import benchmarks_of
 from tripwire.policy.schema import (
     DEFAULT_DISCORDANCE,
     CadenceRule,
@@ -285,7 +286,7 @@ def rule_power(
     mode = rule.mode
     if isinstance(rule, DeltaRule | ElicitationGapRule):
         if isinstance(rule, DeltaRule):
-            names = sorted(counts) if rule.benchmarks == ["*"] else rule.benchmarks
+            names = benchmarks_of(counts) if rule.benchmarks == ["*"] else rule.benchmarks
             pairs = [(name, name, _items(counts, name)) for name in names]
         else:
             default = _items(counts, rule.default)
@@ -320,7 +321,7 @@ def rule_power(
             )
         note = "" if margin is not None else "threshold 0: any established rise"
     elif isinstance(rule, LevelRule):
-        names = sorted(counts) if rule.benchmarks == ["*"] else rule.benchmarks
+        names = benchmarks_of(counts) if rule.benchmarks == ["*"] else rule.benchmarks
         alpha = _alpha(rule, policy, len(names), factor)
         level = rule.level / 100
         margin = (rule.critical_level - rule.level) if rule.critical_level else None

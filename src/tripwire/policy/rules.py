@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from tripwire.policy.compare import Change, Comparer, scale_factor
-from tripwire.policy.inputs import Lineage
+from tripwire.policy.inputs import Lineage, benchmarks_of
 from tripwire.policy.multiplicity import adjusted, step_levels
 from tripwire.policy.schema import (
     DEFAULT_DISCORDANCE,
@@ -295,7 +295,7 @@ def evaluate_delta(rule: DeltaRule, ctx: Context) -> RuleVerdict:
     if ctx.comparer.baseline is None:
         return _verdict(rule, "undecidable", "no baseline yet (the run's first checkpoint)")
     current = ctx.comparer.current
-    names = sorted(current.scores) if rule.benchmarks == ["*"] else rule.benchmarks
+    names = benchmarks_of(current.scores) if rule.benchmarks == ["*"] else rule.benchmarks
     tests, missing = [], []
     for name in names:
         change = ctx.comparer.change(name)
@@ -340,7 +340,7 @@ def evaluate_level(rule: LevelRule, ctx: Context) -> RuleVerdict:
     alpha, details = ctx.alpha(rule)
     base_alpha = ctx.base_alpha(rule)
     current = ctx.comparer.current
-    names = sorted(current.scores) if rule.benchmarks == ["*"] else rule.benchmarks
+    names = benchmarks_of(current.scores) if rule.benchmarks == ["*"] else rule.benchmarks
     level = rule.level / 100.0
     critical = rule.critical_level / 100.0 if rule.critical_level is not None else None
     found: list[tuple[str, Estimate, bool, bool]] = []

@@ -639,7 +639,7 @@ def load_policy(path: Path | str) -> LoadedPolicy:
 
 
 def _task_problems(policy: Policy, proxy: LoadedSuite, data: Any) -> list[str]:
-    tasks = {t.task for t in proxy.suite.tasks}
+    tasks = set(proxy.suite.result_names())
     problems = []
     for loc, rule in walk(policy.rules):
         for sub, name in task_fields(rule):

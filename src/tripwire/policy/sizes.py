@@ -109,7 +109,12 @@ def count_items(entry: SuiteTask, include_dirs: list[Path]) -> ItemCount:
 
 def suite_item_counts(suite: LoadedSuite) -> dict[str, ItemCount]:
     """Items of every task of ``suite``, by task name."""
-    return {t.task: count_items(t, suite.include_dirs) for t in suite.suite.tasks}
+    counts = {}
+    for t in suite.suite.tasks:
+        count = count_items(t, suite.include_dirs)
+        for name in t.result_names():  # a task's profiles ask the same items
+            counts[name] = count
+    return counts
 
 
 class _Lenient(yaml.SafeLoader):

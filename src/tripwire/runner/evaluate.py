@@ -32,6 +32,14 @@ from tripwire.failures import is_out_of_memory, is_transient
 from tripwire.offline import enforce_offline
 from tripwire.results import SuiteResult, TaskResult, Versions
 from tripwire.runner.extract import docs_of, select_items, task_result
+from tripwire.runner.profiles import (
+    best_over,
+    inference_tokens,
+    parameter_count,
+    profile_entry,
+    profile_spec,
+    row_name,
+)
 from tripwire.runner.task_files import materialize
 from tripwire.runner.task_index import BuiltinTaskIndex
 from tripwire.sources.layout import TOKENIZER_HELP, list_dir
@@ -345,66 +353,44 @@ class Runner:
         started = datetime.now(UTC)
         by_fewshot: dict[int | None, list[SuiteTask]] = defaultdict(list)
         for entry in suite.suite.tasks:
-            by_fewshot[entry.num_fewshot].append(entry)
+            if entry.profiles is None:
+                by_fewshot[entry.num_fewshot].append(entry)
         tasks: dict[str, TaskResult] = {}
         raw: dict[str, Any] = {}
+        count = _TokenCounter(checkpoint, lm)
+        params = parameter_count(checkpoint)
+        batch = _Batch(self, checkpoint, suite, tm, custom_names, lm, task_ids)
         for num_fewshot, entries in by_fewshot.items():
-            objects: list[Any] = []
-            leaves: dict[str, list[str]] = {}
-            samples: dict[str, list[int]] = {}
+            raw, leaves = batch.score([(e, e.task) for e in entries], num_fewshot)
             for entry in entries:
-                spec = entry.task
-                try:
-                    loaded = tm.load([spec])
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    hint = (
-                        ""
-                        if entry.task in custom_names
-                        else " (built-in benchmarks need their data in the local Hugging Face "
-                        "cache, or hub access with TRIPWIRE_ALLOW_HUB=1)"
-                    )
-                    raise EvaluationError(
-                        f"lm-eval could not load task {entry.task!r}: "
-                        f"{type(exc).__name__}: {exc}{hint}"
-                    ) from exc
-                if entry.task in loaded["groups"]:
-                    objects.append(loaded["groups"][entry.task])
-                else:
-                    objects.extend(loaded["tasks"].values())
-                leaves[entry.task] = list(loaded["tasks"])
-                for leaf, task in loaded["tasks"].items():
-                    if hasattr(lm, "tasks"):
-                        task_ids[leaf] = _task_identity(task)
-                    chosen = select_items(len(task.eval_docs), entry)
-                    if chosen is not None:
-                        samples[leaf] = chosen
-            if samples:
-                for entry in entries:
-                    for leaf in leaves[entry.task]:
-                        samples.setdefault(leaf, list(range(len(docs_of(objects, leaf)))))
-            result = self._score(
-                lm,
-                f"{checkpoint} for suite {suite.name}",
-                tasks=objects,
-                num_fewshot=num_fewshot,
-                samples=samples or None,
-                task_manager=tm,
-                log_samples=True,
-                apply_chat_template=suite.suite.model.chat_template,
-                system_instruction=suite.suite.model.system_instruction,
-                fewshot_as_multiturn=suite.suite.model.fewshot_as_multiturn,
-                gen_kwargs=dict(suite.suite.model.generation) or None,
-                bootstrap_iters=suite.suite.bootstrap_iters,
-                random_seed=suite.suite.seed,
-                numpy_random_seed=suite.suite.seed,
-                torch_random_seed=suite.suite.seed,
-                fewshot_random_seed=suite.suite.seed,
-            )
-            raw = result
-            for entry in entries:
-                tasks[entry.task] = task_result(result, entry, leaves[entry.task], num_fewshot)
+                row = task_result(raw, entry, leaves[entry.task], num_fewshot)
+                tasks[entry.task] = _with_compute(row, raw, leaves[entry.task], count, params, 1)
+        for entry in suite.suite.tasks:
+            if entry.profiles is None:
+                continue
+            for profile in entry.profiles:
+                scored = profile_entry(entry, profile)
+                spec: str | dict[str, Any] = scored.task
+                if profile.samples > 1:
+                    loaded = batch.load(scored)
+                    if scored.task in loaded["groups"] or len(loaded["tasks"]) != 1:
+                        raise SuiteError(
+                            suite.path,
+                            [
+                                f"{entry.task} profile {profile.name}: samples work on one "
+                                f"task, and {scored.task} is a group; list its tasks instead"
+                            ],
+                        )
+                    spec = profile_spec(next(iter(loaded["tasks"].values())), profile)
+                raw, leaves = batch.score([(scored, spec)], scored.num_fewshot)
+                row = task_result(raw, scored, leaves[scored.task], scored.num_fewshot)
+                row = row.model_copy(
+                    update={"task": row_name(entry, profile), "profile": profile.name}
+                )
+                tasks[row.task] = _with_compute(
+                    row, raw, leaves[scored.task], count, params, profile.samples
+                )
+            tasks[entry.task] = best_over(entry, tasks)
         versions = _versions(raw, batch_size=_batch_size(lm)).model_copy(
             update={
                 "backend": suite.suite.model.backend,
@@ -465,6 +451,123 @@ class Runner:
                 "memory"
             ) from exc
         return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+class _Batch:
+    """One ``simple_evaluate`` call over several suite entries, on the loaded model."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        checkpoint: Path,
+        suite: LoadedSuite,
+        tm: Any,
+        custom_names: set[str],
+        lm: Any,
+        task_ids: dict[str, str],
+    ) -> None:
+        self.runner = runner
+        self.checkpoint = checkpoint
+        self.suite = suite
+        self.tm = tm
+        self.custom_names = custom_names
+        self.lm = lm
+        self.task_ids = task_ids
+
+    def load(self, entry: SuiteTask, spec: str | dict[str, Any] | None = None) -> Any:
+        try:
+            return self.tm.load([spec if spec is not None else entry.task])
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            hint = (
+                ""
+                if entry.task in self.custom_names
+                else " (built-in benchmarks need their data in the local Hugging Face "
+                "cache, or hub access with TRIPWIRE_ALLOW_HUB=1)"
+            )
+            raise EvaluationError(
+                f"lm-eval could not load task {entry.task!r}: {type(exc).__name__}: {exc}{hint}"
+            ) from exc
+
+    def score(
+        self, entries: list[tuple[SuiteTask, str | dict[str, Any]]], num_fewshot: int | None
+    ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """lm-eval's result for these entries (each loaded from its spec) and their leaves."""
+        objects: list[Any] = []
+        leaves: dict[str, list[str]] = {}
+        samples: dict[str, list[int]] = {}
+        for entry, spec in entries:
+            loaded = self.load(entry, spec)
+            if entry.task in loaded["groups"]:
+                objects.append(loaded["groups"][entry.task])
+            else:
+                objects.extend(loaded["tasks"].values())
+            leaves[entry.task] = list(loaded["tasks"])
+            for leaf, task in loaded["tasks"].items():
+                if hasattr(self.lm, "tasks"):
+                    self.task_ids[leaf] = _task_identity(task)
+                chosen = select_items(len(task.eval_docs), entry)
+                if chosen is not None:
+                    samples[leaf] = chosen
+        if samples:
+            for entry, _ in entries:
+                for leaf in leaves[entry.task]:
+                    samples.setdefault(leaf, list(range(len(docs_of(objects, leaf)))))
+        model = self.suite.suite.model
+        result = self.runner._score(
+            self.lm,
+            f"{self.checkpoint} for suite {self.suite.name}",
+            tasks=objects,
+            num_fewshot=num_fewshot,
+            samples=samples or None,
+            task_manager=self.tm,
+            log_samples=True,
+            apply_chat_template=model.chat_template,
+            system_instruction=model.system_instruction,
+            fewshot_as_multiturn=model.fewshot_as_multiturn,
+            gen_kwargs=dict(model.generation) or None,
+            bootstrap_iters=self.suite.suite.bootstrap_iters,
+            random_seed=self.suite.suite.seed,
+            numpy_random_seed=self.suite.suite.seed,
+            torch_random_seed=self.suite.suite.seed,
+            fewshot_random_seed=self.suite.suite.seed,
+        )
+        return result, leaves
+
+
+class _TokenCounter:
+    """Counts tokens with the checkpoint's tokenizer (the loaded model's, or loaded alone)."""
+
+    def __init__(self, checkpoint: Path, lm: Any) -> None:
+        self.checkpoint = checkpoint
+        self.lm = lm
+        self._tokenizer: Any = None
+
+    def __call__(self, text: str) -> int:
+        if self._tokenizer is None:
+            model = _model_of(self.lm)
+            self._tokenizer = getattr(model, "tokenizer", None)
+            if self._tokenizer is None:
+                from transformers import AutoTokenizer
+
+                self._tokenizer = AutoTokenizer.from_pretrained(
+                    str(self.checkpoint), trust_remote_code=False
+                )
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _with_compute(
+    row: TaskResult,
+    raw: dict[str, Any],
+    leaves: list[str],
+    count: _TokenCounter,
+    params: int | None,
+    repeats: int,
+) -> TaskResult:
+    tokens = inference_tokens(raw, leaves, count, repeats)
+    flop = 2.0 * params * tokens if params is not None else None
+    return row.model_copy(update={"inference_tokens": tokens, "inference_flop": flop})
 
 
 def _has_chat_template(checkpoint: Path) -> bool:

@@ -114,11 +114,23 @@ def evaluation_fields(evaluation: Any, scores: list[Any] | None = None) -> dict[
                     "outcomes_sha256": sha256(bytes(s.outcomes)),
                     "level_verdict": getattr(s, "level_verdict", None),
                 }
+                | _elicitation_fields(s)
                 for s in rows
             ),
             key=lambda x: str(x["task"]),
         ),
     }
+
+
+def _elicitation_fields(score: Any) -> dict[str, Any]:
+    """A score's profile fields, only where set: rows written before profiles keep their hash."""
+    fields = {
+        "profile": getattr(score, "profile", None),
+        "elicitation": getattr(score, "elicitation", None),
+        "inference_tokens": getattr(score, "inference_tokens", None),
+        "inference_flop": getattr(score, "inference_flop", None),
+    }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 BODIES: dict[str, Callable[[Any], dict[str, Any]]] = {

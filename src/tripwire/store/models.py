@@ -209,6 +209,13 @@ class TaskScore(Base):
     critical_level: Mapped[float | None] = mapped_column(Float)
     level_verdict: Mapped[str | None] = mapped_column(String(16))
     """``critical``, ``alert``, ``below`` or ``unresolved`` (``tripwire.decisions.levels``)."""
+    profile: Mapped[str | None] = mapped_column(String(64))
+    """The elicitation profile the scores came from (on a task's own row: the best one)."""
+    elicitation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """On a task's own row when it has profiles: ``results.Elicitation`` (scores, gap)."""
+    inference_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    inference_flop: Mapped[float | None] = mapped_column(Float)
+    """2 x parameters x ``inference_tokens``: the inference compute of this row's profile."""
     evaluation: Mapped[Evaluation] = relationship(back_populates="scores")
     item_set: Mapped[ItemSet] = relationship()
     texts: Mapped[ItemTexts | None] = relationship()

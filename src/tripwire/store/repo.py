@@ -169,6 +169,10 @@ def save_evaluation(
                 alert_level=task.alert_level,
                 critical_level=task.critical_level,
                 level_verdict=task.level_verdict,
+                profile=task.profile,
+                elicitation=task.elicitation.model_dump() if task.elicitation else None,
+                inference_tokens=task.inference_tokens,
+                inference_flop=task.inference_flop,
             )
         )
     session.add(evaluation)

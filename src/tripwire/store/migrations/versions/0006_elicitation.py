@@ -1,0 +1,30 @@
+"""elicitation profiles: a task score's profile, every profile's score, inference compute
+
+Revision ID: 0006_elicitation
+Revises: 0005
+Create Date: 2026-11-30 05:10:00
+
+Plain ADD COLUMN (never a table rebuild), so the append-only triggers on task_scores stay.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006_elicitation"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("task_scores", sa.Column("profile", sa.String(length=64), nullable=True))
+    op.add_column("task_scores", sa.Column("elicitation", sa.JSON(), nullable=True))
+    op.add_column("task_scores", sa.Column("inference_tokens", sa.BigInteger(), nullable=True))
+    op.add_column("task_scores", sa.Column("inference_flop", sa.Float(), nullable=True))
+
+
+def downgrade() -> None:
+    for column in ("inference_flop", "inference_tokens", "elicitation", "profile"):
+        op.drop_column("task_scores", column)
