@@ -67,6 +67,7 @@ def _arc(rel: PurePosixPath) -> Located | None:
     words = "/".join(_words(rel))
     config = "ARC-Challenge" if "challenge" in words else "ARC-Easy" if "easy" in words else None
     split = _split_of(rel.name.split(".", 1)[0])
+    split = "validation" if split == "dev" else split  # AI2's release calls it Dev
     if config is None or split not in ("train", "validation", "test"):
         return None
     # AI2's release: ARC-Challenge-Test.jsonl with question.stem; the hub copy: parquet
