@@ -1,0 +1,140 @@
+"""Real lm-eval task names run offline on imported data, exactly as lm-eval runs them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.benchmarks import layouts
+from tests.helpers import make_checkpoint, write_suite
+from tripwire.benchmarks import DataStore, import_benchmark
+from tripwire.errors import MissingDataError
+from tripwire.runner import Runner
+from tripwire.runner.task_index import lm_eval_tasks_root
+from tripwire.suites import load_suite
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint, public files of MMLU (CSV and hub copy of the same items), WMDP and ARC,
+    and a store the CSV, WMDP and ARC files were imported into."""
+    root = tmp_path_factory.mktemp("real")
+    make_checkpoint(root / "ckpt", seed=3)
+    store = DataStore(root / "data")
+    import_benchmark("mmlu", layouts.write_mmlu_csv(root / "mmlu-csv"), store, now=NOW)
+    layouts.write_mmlu_hub(root / "mmlu-hub")
+    import_benchmark("wmdp", layouts.write_wmdp_hub(root / "wmdp", ("bio",)), store, now=NOW)
+    import_benchmark("arc", layouts.write_arc_hub(root / "arc"), store, now=NOW)
+    return root
+
+
+def _direct(yaml_rel: str, files: dict[str, str]) -> dict[str, Any]:
+    """lm-eval's own task config, reading ``files`` directly (no store, no Tripwire)."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    cfg = load_yaml(lm_eval_tasks_root() / yaml_rel)
+    cfg.update(dataset_path="parquet", dataset_name=None, dataset_kwargs={"data_files": files})
+    return cfg
+
+
+def test_real_task_names_score_exactly_as_lm_eval_on_the_same_items(world: Path) -> None:
+    """mmlu_abstract_algebra (imported from the CSV release, 5-shot), wmdp_bio and
+    arc_challenge (2-shot) give to the last digit the scores, and the item outcomes, of
+    lm-eval's own tasks reading the same items from the files directly."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    suite = write_suite(
+        world / "real.yaml",
+        "name: real\nkind: proxy\nseed: 0\ntasks:\n"
+        "  - task: mmlu_abstract_algebra\n    num_fewshot: 5\n"
+        "  - task: wmdp_bio\n"
+        "  - task: arc_challenge\n    num_fewshot: 2\n",
+    )
+    ours = Runner(data_dir=world / "data", cache_dir=world / "cache").evaluate(
+        world / "ckpt", load_suite(suite)
+    )
+    hub = world / "mmlu-hub" / "abstract_algebra"
+    arc = world / "arc" / "ARC-Challenge"
+    direct = [
+        (
+            "mmlu_abstract_algebra",
+            _direct(
+                "mmlu/default/mmlu_abstract_algebra.yaml",
+                {s: str(hub / f"{s}-00000-of-00001.parquet") for s in ("test", "dev")},
+            ),
+            5,
+        ),
+        (
+            "wmdp_bio",
+            _direct(
+                "wmdp/wmdp_bio.yaml",
+                {"test": str(world / "wmdp" / "wmdp-bio" / "test-00000-of-00001.parquet")},
+            ),
+            None,
+        ),
+        (
+            "arc_challenge",
+            _direct(
+                "arc/arc_challenge.yaml",
+                {
+                    s: str(arc / f"{s}-00000-of-00001.parquet")
+                    for s in ("train", "validation", "test")
+                },
+            ),
+            2,
+        ),
+    ]
+    for name, cfg, shots in direct:
+        theirs = lm_eval.simple_evaluate(
+            model="hf",
+            model_args={"pretrained": str(world / "ckpt"), "device": "cpu", "batch_size": 32},
+            tasks=[cfg],
+            num_fewshot=shots,
+            task_manager=TaskManager(include_defaults=False),
+            log_samples=True,
+            random_seed=0,
+            numpy_random_seed=0,
+            torch_random_seed=0,
+            fewshot_random_seed=0,
+        )
+        assert theirs is not None
+        result = ours.tasks[name]
+        assert result.score == theirs["results"][name]["acc,none"], name
+        assert result.stderr == theirs["results"][name]["acc_stderr,none"], name
+        assert result.items.values == [s["acc"] for s in theirs["samples"][name]], name
+        assert result.items.doc_hashes == [s["doc_hash"] for s in theirs["samples"][name]]
+        assert result.n_items == {"mmlu_abstract_algebra": 8, "wmdp_bio": 10}.get(name, 8)
+
+
+def test_a_suite_with_absent_data_fails_before_the_model_loads_naming_every_benchmark(
+    tmp_path: Path,
+) -> None:
+    suite = write_suite(
+        tmp_path / "s.yaml",
+        "name: s\nkind: proxy\ntasks:\n  - task: mmlu\n  - task: gpqa_diamond_zeroshot\n"
+        "  - task: hellaswag\n  - task: wmdp_bio\n  - task: gsm8k\n  - task: arc_challenge\n",
+    )
+    with pytest.raises(MissingDataError) as caught:
+        # the checkpoint does not even exist: the data check comes first
+        Runner(data_dir=tmp_path / "empty").evaluate(tmp_path / "no-ckpt", load_suite(suite))
+    assert list(caught.value.missing) == ["mmlu", "gpqa", "hellaswag", "wmdp", "gsm8k", "arc"]
+    for name in caught.value.missing:
+        assert f"tripwire data import {name} PATH" in str(caught.value)
+
+
+def test_a_partly_imported_benchmark_is_missing_for_the_subsets_it_lacks(world: Path) -> None:
+    """Two MMLU subjects imported: mmlu_anatomy runs, the full mmlu group is still missing."""
+    suite = write_suite(
+        world / "part.yaml",
+        "name: part\nkind: deep\ntasks:\n  - task: mmlu\n  - task: mmlu_anatomy\n"
+        "  - task: wmdp_bio\n  - task: wmdp_chem\n",
+    )
+    with pytest.raises(MissingDataError) as caught:
+        Runner(data_dir=world / "data").check_data(load_suite(suite))
+    assert caught.value.missing == {"mmlu": ["mmlu"], "wmdp": ["wmdp_chem"]}
