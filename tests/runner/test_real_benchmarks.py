@@ -138,3 +138,75 @@ def test_a_partly_imported_benchmark_is_missing_for_the_subsets_it_lacks(world: 
     with pytest.raises(MissingDataError) as caught:
         Runner(data_dir=world / "data").check_data(load_suite(suite))
     assert caught.value.missing == {"mmlu": ["mmlu"], "wmdp": ["wmdp_chem"]}
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("suite", ["evals/deep.yaml", "evals/proxy-risk.yaml", "evals/proxy.yaml"])
+def test_tripwire_eval_accepts_the_shipped_suites_up_to_their_data(
+    suite: str, tmp_path: Path
+) -> None:
+    """Every task name of the shipped real suites resolves: the only error is missing data."""
+    from typer.testing import CliRunner
+
+    from tripwire.cli import app
+
+    result = CliRunner().invoke(app, ["eval", str(tmp_path), "--suite", str(REPO / suite)])
+    assert result.exit_code == 2
+    assert "benchmark data missing from the local store" in result.output
+    assert "neither a built-in" not in result.output
+    assert "tripwire data import wmdp PATH" in result.output or "wmdp" not in suite
+
+
+def test_an_edited_template_in_an_include_folder_changes_the_scores(tmp_path: Path) -> None:
+    """A task's prompt lives in an included template (not *.yaml): editing it gives a new
+    suite hash, a new materialized copy and the edited prompt's scores."""
+    tasks = tmp_path / "evals" / "t"
+    (tasks / "data").mkdir(parents=True)
+    layouts.write_jsonl(tasks / "data" / "items.jsonl", layouts.wmdp_rows("tmpl", 30))
+    (tasks / "t.yaml").write_text(
+        "task: tmpl_task\ninclude: _template\ndataset_path: json\n"
+        "dataset_kwargs:\n  data_files:\n    test: data/items.jsonl\n"
+    )
+    template = tasks / "_template"
+    template.write_text(
+        "output_type: multiple_choice\ntest_split: test\n"
+        'doc_to_text: "{{question}}="\ndoc_to_choice: "{{choices}}"\n'
+        'doc_to_target: "{{answer}}"\ntarget_delimiter: ""\n'
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+    )
+    suite = write_suite(
+        tmp_path / "evals" / "s.yaml",
+        "name: s\nkind: proxy\ninclude: [t]\nbootstrap_iters: 0\ntasks:\n  - task: tmpl_task\n",
+    )
+    ckpt = make_checkpoint(tmp_path / "ckpt", seed=5)
+    runner = Runner(cache_dir=tmp_path / "cache")
+    before_suite = load_suite(suite)
+    before = runner.evaluate(ckpt, before_suite).tasks["tmpl_task"]
+    template.write_text(
+        template.read_text().replace('"{{question}}="', '"Q: {{question}} A: 99 or 12 ="')
+    )
+    after_suite = load_suite(suite)
+    after = runner.evaluate(ckpt, after_suite).tasks["tmpl_task"]
+    assert after_suite.content_hash != before_suite.content_hash
+    assert len(list((tmp_path / "cache" / "tasks").iterdir())) == 2
+    assert after.items.texts[0][0].endswith("A: 99 or 12 =")
+    assert after.items.values != before.items.values
+
+
+def test_a_custom_group_over_built_in_subject_tasks_runs(world: Path) -> None:
+    """A group in an include folder naming imported MMLU subjects runs (lm-eval's group)."""
+    (world / "evals" / "g").mkdir(parents=True)
+    (world / "evals" / "g" / "g.yaml").write_text(
+        "group: two_subjects\ntask: [mmlu_abstract_algebra, mmlu_anatomy]\n"
+        "aggregate_metric_list:\n  - metric: acc\n    weight_by_size: true\n"
+    )
+    suite = write_suite(
+        world / "evals" / "g.yaml",
+        "name: g\nkind: proxy\ninclude: [g]\ntasks:\n  - task: two_subjects\n",
+    )
+    runner = Runner(data_dir=world / "data", cache_dir=world / "cache")
+    result = runner.evaluate(world / "ckpt", load_suite(suite)).tasks["two_subjects"]
+    assert result.n_items == 16
+    assert result.score == sum(result.items.values) / 16
