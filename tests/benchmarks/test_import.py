@@ -17,7 +17,9 @@ NOW = datetime(2026, 11, 30, tzinfo=UTC)
 def _load(store: DataStore, benchmark: str, config: str) -> dict[str, list[dict[str, object]]]:
     import datasets
 
-    loaded = datasets.load_dataset(str(store.folder(benchmark)), config)
+    manifest = store.manifest(benchmark)
+    assert manifest is not None
+    loaded = datasets.load_dataset(str(store.dataset_folder(manifest)), config)
     return {split: list(loaded[split]) for split in loaded}
 
 
@@ -93,3 +95,16 @@ def test_files_in_no_known_layout_are_refused_naming_the_layouts(tmp_path: Path)
         import_benchmark("gpqa", tmp_path / "x", DataStore(tmp_path / "s"), now=NOW)
     with pytest.raises(DataError, match="unknown benchmark 'mmlu-pro'; importable: mmlu"):
         import_benchmark("mmlu-pro", tmp_path / "x", DataStore(tmp_path / "s"), now=NOW)
+
+
+def test_a_reimport_with_other_items_is_read_fresh_not_from_the_datasets_cache(
+    tmp_path: Path,
+) -> None:
+    """`datasets` caches a local folder by its name and file names: each content gets its own
+    snapshot folder, so re-imported items are never served stale."""
+    store = DataStore(tmp_path / "store")
+    import_benchmark("mmlu", layouts.write_mmlu_csv(tmp_path / "a", ("anatomy",), n=8), store, now=NOW)
+    assert len(_load(store, "mmlu", "anatomy")["test"]) == 8
+    import_benchmark("mmlu", layouts.write_mmlu_csv(tmp_path / "b", ("anatomy",), n=4), store, now=NOW)
+    assert len(_load(store, "mmlu", "anatomy")["test"]) == 4
+    assert len(list((store.folder("mmlu") / "snapshots").iterdir())) == 1

@@ -1,15 +1,19 @@
 """The local data store: one folder per benchmark under ``$TRIPWIRE_HOME/data``.
 
-Each folder is laid out as a dataset repository that ``datasets.load_dataset(folder, config)``
-reads without the hub: ``README.md`` lists the configurations and their split files,
-``<config>/<split>.parquet`` holds the items, and ``manifest.json`` records what was imported,
-from where, and the content hash of every item file.
+Each folder holds the imported items as ``<config>/<split>.parquet``, ``manifest.json`` (what
+was imported, from where, the content hash of the item files), and a snapshot
+``snapshots/<hash>/`` laid out as a dataset repository that ``datasets.load_dataset(snapshot,
+config)`` reads without the hub (``README.md`` lists the configurations and their split files).
+The snapshot is named by its content because ``datasets`` caches a local folder's prepared
+data by the folder's name and file names, not their bytes: a re-import under the same name
+would be served stale.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -34,6 +38,8 @@ class Manifest(BaseModel):
     sources: list[str] = Field(default_factory=list)
     """The paths imported from, in order."""
     imported_at: datetime | None = None
+    snapshot: str = ""
+    """The snapshot folder lm-eval reads, relative to the benchmark's folder."""
 
     @property
     def items(self) -> int:
@@ -61,12 +67,9 @@ class DataStore:
         found = (self.manifest(p.name) for p in sorted(self.root.iterdir()) if p.is_dir())
         return [m for m in found if m is not None]
 
-    def folder_for(self, dataset_path: str) -> Path | None:
-        """The store folder standing in for a hub dataset, if one was imported."""
-        for manifest in self.manifests():
-            if dataset_path in manifest.dataset_paths:
-                return self.folder(manifest.benchmark)
-        return None
+    def dataset_folder(self, manifest: Manifest) -> Path:
+        """The folder ``datasets.load_dataset`` reads for this benchmark (its snapshot)."""
+        return self.folder(manifest.benchmark) / manifest.snapshot
 
     def has(self, dataset_path: str, config: str | None, splits: list[str]) -> bool:
         """Whether the store holds these splits of this dataset configuration."""
@@ -86,6 +89,8 @@ class DataStore:
         configs: dict[str, dict[str, int]] = {}
         digest = hashlib.sha256()
         for file in sorted(folder.glob("*/*.parquet")):
+            if file.parent.parent != folder:
+                continue
             config, split = file.parent.name, file.stem
             configs.setdefault(config, {})[split] = pq.ParquetFile(file).metadata.num_rows
             digest.update(f"{config}/{split}".encode())
@@ -103,9 +108,25 @@ class DataStore:
             ]
         }
         readme = "---\n" + yaml.safe_dump(card, sort_keys=False) + "---\n"
-        _write(folder / "README.md", readme)
+        content_hash = digest.hexdigest()
+        snapshot = folder / "snapshots" / content_hash[:16]
+        if not snapshot.is_dir():
+            staging = folder / "snapshots" / f".{content_hash[:16]}.{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            for file in sorted(folder.glob("*/*.parquet")):
+                (staging / file.parent.name).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, staging / file.parent.name / file.name)
+            (staging / "README.md").write_text(readme, encoding="utf-8")
+            try:
+                os.replace(staging, snapshot)
+            except OSError:  # another import wrote the same snapshot first
+                shutil.rmtree(staging, ignore_errors=True)
+        for old in (folder / "snapshots").iterdir():
+            if old.name != snapshot.name and not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
         manifest.configs = configs
-        manifest.content_hash = digest.hexdigest()
+        manifest.content_hash = content_hash
+        manifest.snapshot = f"snapshots/{snapshot.name}"
         _write(folder / "manifest.json", manifest.model_dump_json(indent=2))
         return manifest
 

@@ -48,7 +48,7 @@ def _stored_folders(store: DataStore) -> tuple[dict[str, Path], str]:
     for manifest in store.manifests():
         digest.update(f"{manifest.benchmark}:{manifest.content_hash}".encode())
         for dataset_path in manifest.dataset_paths:
-            folders[dataset_path] = store.folder(manifest.benchmark).resolve()
+            folders[dataset_path] = store.dataset_folder(manifest).resolve()
     return folders, digest.hexdigest()
 
 
