@@ -29,7 +29,9 @@ def mmlu_rows(subject: str, split: str, n: int) -> list[dict[str, Any]]:
     rows = []
     for k in range(n):
         question, choices, answer = _mc(rng, k)
-        rows.append({"question": question, "subject": subject, "choices": choices, "answer": answer})
+        rows.append(
+            {"question": question, "subject": subject, "choices": choices, "answer": answer}
+        )
     return rows
 
 
@@ -132,13 +134,19 @@ def arc_rows(split: str, n: int) -> list[dict[str, Any]]:
 def write_arc_hub(root: Path) -> Path:
     """The hub copy allenai/ai2_arc: ARC-Challenge/<split>-00000-of-00001.parquet."""
     for split, count in (("train", 6), ("validation", 3), ("test", 8)):
-        write_parquet(root / "ARC-Challenge" / f"{split}-00000-of-00001.parquet", arc_rows(split, count))
+        write_parquet(
+            root / "ARC-Challenge" / f"{split}-00000-of-00001.parquet", arc_rows(split, count)
+        )
     return root
 
 
 def write_arc_original(root: Path) -> Path:
     """AI2's release: ARC-Challenge/ARC-Challenge-{Train,Dev,Test}.jsonl with question.stem."""
-    for split, name, count in (("train", "Train", 6), ("validation", "Dev", 3), ("test", "Test", 8)):
+    for split, name, count in (
+        ("train", "Train", 6),
+        ("validation", "Dev", 3),
+        ("test", "Test", 8),
+    ):
         rows = [
             {
                 "id": r["id"],

@@ -26,9 +26,7 @@ def _load(store: DataStore, benchmark: str, config: str) -> dict[str, list[dict[
 def test_mmlu_original_csv_folders_read_as_the_hub_copy(tmp_path: Path) -> None:
     """The original CSV release gives the same rows as the hub copy of the same items."""
     store = DataStore(tmp_path / "store")
-    manifest = import_benchmark(
-        "mmlu", layouts.write_mmlu_csv(tmp_path / "csv"), store, now=NOW
-    )
+    manifest = import_benchmark("mmlu", layouts.write_mmlu_csv(tmp_path / "csv"), store, now=NOW)
     assert manifest.configs == {s: {"dev": 5, "test": 8, "validation": 3} for s in layouts.SUBJECTS}
     rows = _load(store, "mmlu", "anatomy")
     assert rows["test"] == layouts.mmlu_rows("anatomy", "test", 8)
@@ -44,9 +42,10 @@ def test_mmlu_hub_parquet_and_json_copies(tmp_path: Path) -> None:
     other = DataStore(tmp_path / "store-json")
     from_json = import_benchmark("mmlu", tmp_path / "json", other, now=NOW)
     assert from_json.configs == {"abstract_algebra": {"test": 8}}
-    assert _load(store, "mmlu", "abstract_algebra")["test"] == _load(
-        other, "mmlu", "abstract_algebra"
-    )["test"]
+    assert (
+        _load(store, "mmlu", "abstract_algebra")["test"]
+        == _load(other, "mmlu", "abstract_algebra")["test"]
+    )
     assert parquet.items == 2 * (5 + 3 + 8)
 
 
@@ -62,14 +61,18 @@ def test_gpqa_csv_read_as_written(tmp_path: Path) -> None:
 def test_arc_hub_copy_and_original_release_agree(tmp_path: Path) -> None:
     hub, original = DataStore(tmp_path / "a"), DataStore(tmp_path / "b")
     import_benchmark("arc", layouts.write_arc_hub(tmp_path / "hub"), hub, now=NOW)
-    manifest = import_benchmark("arc", layouts.write_arc_original(tmp_path / "orig"), original, now=NOW)
+    manifest = import_benchmark(
+        "arc", layouts.write_arc_original(tmp_path / "orig"), original, now=NOW
+    )
     assert manifest.configs == {"ARC-Challenge": {"test": 8, "train": 6, "validation": 3}}
     assert _load(hub, "arc", "ARC-Challenge") == _load(original, "arc", "ARC-Challenge")
 
 
 def test_hellaswag_gsm8k_and_wmdp_layouts(tmp_path: Path) -> None:
     store = DataStore(tmp_path / "store")
-    hs = import_benchmark("hellaswag", layouts.write_hellaswag_jsonl(tmp_path / "hs"), store, now=NOW)
+    hs = import_benchmark(
+        "hellaswag", layouts.write_hellaswag_jsonl(tmp_path / "hs"), store, now=NOW
+    )
     assert hs.configs == {"default": {"train": 4, "validation": 6}}
     gsm = import_benchmark("gsm8k", layouts.write_gsm8k_jsonl(tmp_path / "gsm"), store, now=NOW)
     assert gsm.configs == {"main": {"test": 4, "train": 5}}
@@ -81,8 +84,12 @@ def test_hellaswag_gsm8k_and_wmdp_layouts(tmp_path: Path) -> None:
 
 def test_a_new_import_changes_the_content_hash_and_keeps_other_subsets(tmp_path: Path) -> None:
     store = DataStore(tmp_path / "store")
-    first = import_benchmark("wmdp", layouts.write_wmdp_hub(tmp_path / "a", ("bio",)), store, now=NOW)
-    second = import_benchmark("wmdp", layouts.write_wmdp_hub(tmp_path / "b", ("chem",)), store, now=NOW)
+    first = import_benchmark(
+        "wmdp", layouts.write_wmdp_hub(tmp_path / "a", ("bio",)), store, now=NOW
+    )
+    second = import_benchmark(
+        "wmdp", layouts.write_wmdp_hub(tmp_path / "b", ("chem",)), store, now=NOW
+    )
     assert set(second.configs) == {"wmdp-bio", "wmdp-chem"}
     assert second.content_hash != first.content_hash
     assert len(second.sources) == 2
@@ -91,7 +98,7 @@ def test_a_new_import_changes_the_content_hash_and_keeps_other_subsets(tmp_path:
 def test_files_in_no_known_layout_are_refused_naming_the_layouts(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "notes.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match="no gpqa files found.*gpqa_"):
+    with pytest.raises(DataError, match=r"no gpqa files found.*gpqa_"):
         import_benchmark("gpqa", tmp_path / "x", DataStore(tmp_path / "s"), now=NOW)
     with pytest.raises(DataError, match="unknown benchmark 'mmlu-pro'; importable: mmlu"):
         import_benchmark("mmlu-pro", tmp_path / "x", DataStore(tmp_path / "s"), now=NOW)
@@ -103,8 +110,12 @@ def test_a_reimport_with_other_items_is_read_fresh_not_from_the_datasets_cache(
     """`datasets` caches a local folder by its name and file names: each content gets its own
     snapshot folder, so re-imported items are never served stale."""
     store = DataStore(tmp_path / "store")
-    import_benchmark("mmlu", layouts.write_mmlu_csv(tmp_path / "a", ("anatomy",), n=8), store, now=NOW)
+    import_benchmark(
+        "mmlu", layouts.write_mmlu_csv(tmp_path / "a", ("anatomy",), n=8), store, now=NOW
+    )
     assert len(_load(store, "mmlu", "anatomy")["test"]) == 8
-    import_benchmark("mmlu", layouts.write_mmlu_csv(tmp_path / "b", ("anatomy",), n=4), store, now=NOW)
+    import_benchmark(
+        "mmlu", layouts.write_mmlu_csv(tmp_path / "b", ("anatomy",), n=4), store, now=NOW
+    )
     assert len(_load(store, "mmlu", "anatomy")["test"]) == 4
     assert len(list((store.folder("mmlu") / "snapshots").iterdir())) == 1

@@ -59,25 +59,27 @@ def _read_native(files: list[Path], cache: Path) -> Any:
 
 
 def _read_mmlu_csv(files: list[Path], subject: str) -> Any:
+    import csv
+
     import datasets
-    import pandas as pd
 
     rows: dict[str, list[Any]] = {"question": [], "subject": [], "choices": [], "answer": []}
     for file in files:
-        frame = pd.read_csv(file, header=None, dtype=str, keep_default_na=False)
-        if frame.shape[1] != 6:
-            raise DataError(
-                f"{file}: MMLU CSV rows have 6 columns (question, A, B, C, D, answer letter); "
-                f"this one has {frame.shape[1]}"
-            )
-        for question, a, b, c, d, answer in frame.itertuples(index=False):
-            letter = str(answer).strip().upper()
-            if letter not in ("A", "B", "C", "D"):
-                raise DataError(f"{file}: answer {answer!r} is not one of A, B, C, D")
-            rows["question"].append(question)
-            rows["subject"].append(subject)
-            rows["choices"].append([a, b, c, d])
-            rows["answer"].append("ABCD".index(letter))
+        with file.open(newline="", encoding="utf-8") as fh:
+            for line, record in enumerate(csv.reader(fh), start=1):
+                if len(record) != 6:
+                    raise DataError(
+                        f"{file}:{line}: MMLU CSV rows have 6 columns (question, A, B, C, D, "
+                        f"answer letter); this one has {len(record)}"
+                    )
+                question, a, b, c, d, answer = record
+                letter = answer.strip().upper()
+                if letter not in ("A", "B", "C", "D"):
+                    raise DataError(f"{file}:{line}: answer {answer!r} is not one of A, B, C, D")
+                rows["question"].append(question)
+                rows["subject"].append(subject)
+                rows["choices"].append([a, b, c, d])
+                rows["answer"].append("ABCD".index(letter))
     return datasets.Dataset.from_dict(rows)
 
 
@@ -134,7 +136,7 @@ def import_benchmark(name: str, source: Path, store: DataStore, *, now: datetime
                 raise DataError(f"{source}: {spec.name} {config} {split} has no items")
             (staging / config).mkdir(exist_ok=True)
             dataset.to_parquet(str(staging / config / f"{split}.parquet"))
-        for (config, split) in written:
+        for config, split in written:
             (folder / config).mkdir(exist_ok=True)
             (staging / config / f"{split}.parquet").replace(folder / config / f"{split}.parquet")
     except DataError:

@@ -71,7 +71,9 @@ def _arc(rel: PurePosixPath) -> Located | None:
     if config is None or split not in ("train", "validation", "test"):
         return None
     # AI2's release: ARC-Challenge-Test.jsonl with question.stem; the hub copy: parquet
-    reader: Reader = "arc_jsonl" if re.match(r"arc-(challenge|easy)-", rel.name.lower()) else "native"
+    reader: Reader = (
+        "arc_jsonl" if re.match(r"arc-(challenge|easy)-", rel.name.lower()) else "native"
+    )
     return config, split, reader
 
 

@@ -21,10 +21,10 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("import")
 def import_command(
-    benchmark: Annotated[
-        str, typer.Argument(help="mmlu, gpqa, arc, hellaswag, gsm8k or wmdp.")
+    benchmark: Annotated[str, typer.Argument(help="mmlu, gpqa, arc, hellaswag, gsm8k or wmdp.")],
+    path: Annotated[
+        Path, typer.Argument(help="A file or folder in the benchmark's public layout.")
     ],
-    path: Annotated[Path, typer.Argument(help="A file or folder in the benchmark's public layout.")],
 ) -> None:
     """Read a benchmark's files into the data store ($TRIPWIRE_HOME/data): docs/benchmarks.md."""
     from tripwire.benchmarks import DataStore, import_benchmark

@@ -140,7 +140,6 @@ def _observed_discordance() -> Observed | None:
     """Discordance observed in the store's decisions, when a store exists and answers."""
     from tripwire.decisions.read import observed_discordance
     from tripwire.policy.check import Observed
-    from tripwire.policy.schema import LoadedPolicy
     from tripwire.store.db import Database
 
     settings = settings_for()

@@ -75,8 +75,11 @@ def materialize_builtin(folders: list[Path], store: DataStore, cache_root: Path)
             copy = staging / folder.name
             shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("__pycache__"))
             for file in copy.rglob("*"):
-                if not file.is_file() or file.suffix == ".py" or "dataset_path" not in (
-                    text := file.read_text(encoding="utf-8", errors="replace")
+                if (
+                    not file.is_file()
+                    or file.suffix == ".py"
+                    or "dataset_path"
+                    not in (text := file.read_text(encoding="utf-8", errors="replace"))
                 ):
                     continue
                 changed = redirect(text, stored)

@@ -42,7 +42,7 @@ _Loader.add_constructor("!function", _function)
 
 
 class _Entry:
-    __slots__ = ("kind", "file", "members", "data")
+    __slots__ = ("data", "file", "kind", "members")
 
     def __init__(self, kind: str, file: str | None) -> None:
         self.kind = kind
@@ -65,7 +65,7 @@ class _Parser:
         if path not in self._raw:
             try:
                 with open(path, "rb") as fh:
-                    self._raw[path] = yaml.load(fh, Loader=_Loader)  # noqa: S506
+                    self._raw[path] = yaml.load(fh, Loader=_Loader)
             except (OSError, yaml.YAMLError, ValueError) as exc:
                 self._raw[path] = exc
         return self._raw[path]
@@ -198,10 +198,9 @@ class BuiltinTaskIndex:
         if self.cache_file is not None and self.cache_file.is_file():
             try:
                 cached = json.loads(self.cache_file.read_text())
-                if (
-                    cached.get("schema_version") == INDEX_SCHEMA_VERSION
-                    and cached.get("root") == str(self.tasks_root)
-                ):
+                if cached.get("schema_version") == INDEX_SCHEMA_VERSION and cached.get(
+                    "root"
+                ) == str(self.tasks_root):
                     self._index = dict(cached["names"])
                     return self._index
             except (OSError, ValueError, KeyError):
