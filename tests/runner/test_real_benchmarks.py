@@ -210,3 +210,33 @@ def test_a_custom_group_over_built_in_subject_tasks_runs(world: Path) -> None:
     result = runner.evaluate(world / "ckpt", load_suite(suite)).tasks["two_subjects"]
     assert result.n_items == 16
     assert result.score == sum(result.items.values) / 16
+
+
+def test_every_importable_benchmark_runs_by_its_real_names_offline(tmp_path: Path) -> None:
+    """GPQA (CSV), HellaSwag and GSM8K (release JSONL) and WMDP chem and cyber run by lm-eval's
+    names after import, with lm-eval's own processing (GPQA's shuffled choices, HellaSwag's
+    preprocessing, GSM8K's answer extraction)."""
+    store = DataStore(tmp_path / "data")
+    import_benchmark("gpqa", layouts.write_gpqa_csv(tmp_path / "gpqa"), store, now=NOW)
+    import_benchmark("hellaswag", layouts.write_hellaswag_jsonl(tmp_path / "hs"), store, now=NOW)
+    import_benchmark("gsm8k", layouts.write_gsm8k_jsonl(tmp_path / "gsm"), store, now=NOW)
+    import_benchmark("wmdp", layouts.write_wmdp_hub(tmp_path / "wmdp"), store, now=NOW)
+    suite = write_suite(
+        tmp_path / "s.yaml",
+        "name: s\nkind: proxy\nbootstrap_iters: 0\ntasks:\n"
+        "  - task: gpqa_diamond_zeroshot\n"
+        "  - task: hellaswag\n    num_fewshot: 2\n    metric: acc_norm\n"
+        "  - task: gsm8k\n    num_fewshot: 1\n    limit: 2\n"
+        "    metric: exact_match\n    filter: strict-match\n"
+        "  - task: wmdp\n",
+    )
+    result = Runner(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache").evaluate(
+        # GSM8K generates up to 256 tokens: a context longer than that
+        make_checkpoint(tmp_path / "ckpt", seed=2, n_positions=512),
+        load_suite(suite),
+    )
+    counts = {name: task.n_items for name, task in result.tasks.items()}
+    assert counts == {"gpqa_diamond_zeroshot": 6, "hellaswag": 6, "gsm8k": 2, "wmdp": 30}
+    assert all(0.0 <= t.score <= 1.0 for t in result.tasks.values())
+    gsm8k = result.tasks["gsm8k"]  # items of the chosen filter only, once each
+    assert gsm8k.score == sum(gsm8k.items.values) / 2

@@ -44,18 +44,36 @@ def _located(spec: Benchmark, source: Path) -> dict[tuple[str, str, Reader], lis
     return found
 
 
-def _read_native(files: list[Path], cache: Path) -> Any:
+def _read_native(files: list[Path], cache: Path, *, text: bool = False) -> Any:
     import datasets
 
     parts = []
     for suffix in sorted({f.suffix for f in files}):
         chosen = [str(f) for f in files if f.suffix == suffix]
+        options: dict[str, Any] = {}
+        if text and suffix == ".csv":
+            options["features"] = _text_features(files[0])
         parts.append(
             datasets.load_dataset(
-                _BUILDERS[suffix], data_files=chosen, split="train", cache_dir=str(cache)
+                _BUILDERS[suffix],
+                data_files=chosen,
+                split="train",
+                cache_dir=str(cache),
+                **options,
             )
         )
     return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+
+
+def _text_features(file: Path) -> Any:
+    """Every column of a CSV file's header as text."""
+    import csv
+
+    import datasets
+
+    with file.open(newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), [])
+    return datasets.Features({column: datasets.Value("string") for column in header})
 
 
 def _read_mmlu_csv(files: list[Path], subject: str) -> Any:
@@ -124,7 +142,7 @@ def import_benchmark(name: str, source: Path, store: DataStore, *, now: datetime
             elif reader == "arc_jsonl":
                 dataset = _read_arc_jsonl(files)
             else:
-                dataset = _read_native(files, staging / ".cache")
+                dataset = _read_native(files, staging / ".cache", text=reader == "text_csv")
             key = (config, split)
             if key in written:
                 import datasets

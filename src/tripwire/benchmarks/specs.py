@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
-Reader = Literal["native", "mmlu_csv", "arc_jsonl"]
+Reader = Literal["native", "text_csv", "mmlu_csv", "arc_jsonl"]
 """How a file is read: ``native`` already has the hub copy's columns (parquet, JSON, JSONL, or
-a CSV with a header); ``mmlu_csv`` is the original MMLU release (no header: question, four
+a CSV with a header); ``text_csv`` a CSV with a header whose every column is text (GPQA: an
+answer column of numbers only would otherwise be read as integers, which lm-eval's GPQA
+processing cannot strip); ``mmlu_csv`` is the original MMLU release (no header: question, four
 choices, answer letter); ``arc_jsonl`` is AI2's original ARC release (``question.stem``)."""
 
 Located = tuple[str, str, Reader]
@@ -60,7 +62,7 @@ def _gpqa(rel: PurePosixPath) -> Located | None:
     match = re.fullmatch(r"gpqa_(diamond|main|extended|experts)", rel.name.split(".", 1)[0])
     if match is None:
         return None
-    return f"gpqa_{match.group(1)}", "train", "native"
+    return f"gpqa_{match.group(1)}", "train", "text_csv"
 
 
 def _arc(rel: PurePosixPath) -> Located | None:

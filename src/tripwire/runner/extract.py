@@ -88,28 +88,32 @@ def task_result(
     texts: list[tuple[str, str]] = []
     answers: list[str] = []
     prefix = entry.task not in leaves or len(leaves) > 1
+    scores = result["results"].get(entry.task)
+    if scores is None and len(leaves) == 1:
+        scores = result["results"].get(leaves[0])
+    if scores is not None:
+        filter_key = _pick_filter(scores, metric, entry)
+    else:  # a tag: lm-eval reports no aggregate
+        filter_key = entry.filter or "none"
     for leaf in leaves:
         for sample in result["samples"].get(leaf, []):
             if metric not in sample:
                 continue
+            if sample.get("filter", filter_key) != filter_key:
+                continue  # lm-eval logs each item once per filter (GSM8K: strict and flexible)
             key = f"{leaf}:{sample['doc_hash']}" if prefix else sample["doc_hash"]
             doc_hashes.append(key)
             values.append(float(sample[metric]))
             prompt, target, answer = item_text(sample, metric)
             texts.append((prompt, target))
             answers.append(answer)
-    scores = result["results"].get(entry.task)
-    if scores is None and len(leaves) == 1:
-        scores = result["results"].get(leaves[0])
     if scores is not None:
-        filter_key = _pick_filter(scores, metric, entry)
         score = float(scores[f"{metric},{filter_key}"])
         stderr_raw = scores.get(f"{metric}_stderr,{filter_key}")
         # lm-eval's standard error, or none: it reports "N/A" for bootstrap_iters 0 and for
         # metrics without one, and Tripwire does not make one up (docs/suites.md).
         stderr = float(stderr_raw) if isinstance(stderr_raw, int | float) else None
-    else:  # a tag: lm-eval reports no aggregate, so take the mean over all its items
-        filter_key = entry.filter or "none"
+    else:  # a tag: the mean over all its items
         arr = np.asarray(values, dtype=float)
         score = float(arr.mean()) if arr.size else float("nan")
         stderr = None  # lm-eval gives none for a tag's items taken together
