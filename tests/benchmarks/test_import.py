@@ -119,3 +119,28 @@ def test_a_reimport_with_other_items_is_read_fresh_not_from_the_datasets_cache(
     )
     assert len(_load(store, "mmlu", "anatomy")["test"]) == 4
     assert len(list((store.folder("mmlu") / "snapshots").iterdir())) == 1
+
+
+def test_the_data_commands_import_into_the_home_and_list_what_is_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from tripwire.cli import app
+
+    monkeypatch.setenv("TRIPWIRE_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    empty = runner.invoke(app, ["data", "list"])
+    assert "no benchmark data" in empty.output
+    source = layouts.write_wmdp_hub(tmp_path / "wmdp", ("bio", "cyber"))
+    imported = runner.invoke(app, ["data", "import", "wmdp", str(source)])
+    assert imported.exit_code == 0, imported.output
+    assert "wmdp: 2 subsets, 20 items" in imported.output
+    manifest = DataStore(tmp_path / "home" / "data").manifest("wmdp")
+    assert manifest is not None
+    listed = runner.invoke(app, ["data", "list"])
+    assert "wmdp-bio, wmdp-cyber" in listed.output
+    assert manifest.content_hash[:12] in listed.output
+    refused = runner.invoke(app, ["data", "import", "gpqa", str(source)])
+    assert refused.exit_code == 2
+    assert "no gpqa files found" in refused.output

@@ -240,3 +240,27 @@ def test_every_importable_benchmark_runs_by_its_real_names_offline(tmp_path: Pat
     assert all(0.0 <= t.score <= 1.0 for t in result.tasks.values())
     gsm8k = result.tasks["gsm8k"]  # items of the chosen filter only, once each
     assert gsm8k.score == sum(gsm8k.items.values) / 2
+
+
+def test_a_relative_dataset_path_in_a_custom_task_is_resolved_from_its_folder(
+    tmp_path: Path,
+) -> None:
+    """`dataset_path: ../items` (a local folder of parquet files) works from any directory."""
+    tasks = tmp_path / "evals" / "t"
+    tasks.mkdir(parents=True)
+    layouts.write_wmdp_hub(tmp_path / "evals" / "items", ("bio",))
+    (tasks / "t.yaml").write_text(
+        "task: local_items\ndataset_path: ../items/wmdp-bio\ntest_split: test\n"
+        "output_type: multiple_choice\n"
+        'doc_to_text: "{{question}}="\ndoc_to_choice: "{{choices}}"\n'
+        'doc_to_target: "{{answer}}"\n'
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+    )
+    suite = write_suite(
+        tmp_path / "evals" / "s.yaml",
+        "name: s\nkind: proxy\ninclude: [t]\ntasks:\n  - task: local_items\n",
+    )
+    result = Runner(cache_dir=tmp_path / "cache").evaluate(
+        make_checkpoint(tmp_path / "ckpt", seed=4), load_suite(suite)
+    )
+    assert result.tasks["local_items"].n_items == 10
