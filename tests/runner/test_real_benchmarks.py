@@ -264,3 +264,34 @@ def test_a_relative_dataset_path_in_a_custom_task_is_resolved_from_its_folder(
         make_checkpoint(tmp_path / "ckpt", seed=4), load_suite(suite)
     )
     assert result.tasks["local_items"].n_items == 10
+
+
+def test_the_full_mmlu_group_runs_by_its_name_after_importing_every_subject(
+    tmp_path: Path,
+) -> None:
+    """`mmlu` (lm-eval's group of 57 subjects in 4 categories) runs 5-shot from the CSV
+    release; its score and standard error are lm-eval's group aggregate."""
+    from tripwire.runner.task_index import BuiltinTaskIndex
+
+    index = BuiltinTaskIndex(lm_eval_tasks_root(), None)
+    subjects = tuple(
+        sorted(str((index.data_of(leaf) or {})["name"]) for leaf in index.leaves("mmlu"))
+    )
+    assert len(subjects) == 57
+    store = DataStore(tmp_path / "data")
+    import_benchmark(
+        "mmlu", layouts.write_mmlu_csv(tmp_path / "csv", subjects, n=2), store, now=NOW
+    )
+    suite = write_suite(
+        tmp_path / "s.yaml",
+        "name: s\nkind: deep\nbootstrap_iters: 10\ntasks:\n  - task: mmlu\n    num_fewshot: 5\n",
+    )
+    Runner(data_dir=tmp_path / "data").check_data(load_suite(suite))  # nothing missing
+    result = Runner(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache").evaluate(
+        make_checkpoint(tmp_path / "ckpt", seed=6), load_suite(suite)
+    )
+    mmlu = result.tasks["mmlu"]
+    assert mmlu.n_items == 114
+    assert mmlu.num_fewshot == 5
+    assert mmlu.score == pytest.approx(sum(mmlu.items.values) / 114, abs=1e-12)
+    assert mmlu.stderr is not None
