@@ -18,21 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from tripwire import __version__
-from tripwire.benchmarks import BENCHMARKS, DataStore
-from tripwire.errors import (
-    CheckpointError,
-    EvaluationError,
-    MissingDataError,
-    SuiteError,
-    UnsafeCheckpointError,
-)
+from tripwire.benchmarks import DataStore
+from tripwire.errors import CheckpointError, EvaluationError, UnsafeCheckpointError
 from tripwire.failures import is_out_of_memory, is_transient
 from tripwire.offline import enforce_offline, hub_allowed
 from tripwire.results import SuiteResult, TaskResult, Versions
-from tripwire.runner.builtin import materialize_builtin, missing_benchmarks
+from tripwire.runner.builtin import materialize_builtin
 from tripwire.runner.extract import docs_of, select_items, task_result
+from tripwire.runner.names import builtin_names, check_data, check_names, custom_index
 from tripwire.runner.task_files import materialize
-from tripwire.runner.task_index import BuiltinTaskIndex, build_index, lm_eval_tasks_root
+from tripwire.runner.task_index import BuiltinTaskIndex, lm_eval_tasks_root
 from tripwire.sources.layout import TOKENIZER_HELP, list_dir
 from tripwire.suites import LoadedSuite, SuiteTask
 
@@ -150,67 +145,25 @@ class Runner:
             return []
         return materialize(suite.include_dirs, self._cache_root() / "tasks")
 
-    @staticmethod
-    def _custom_index(suite: LoadedSuite) -> dict[str, dict[str, Any]]:
-        index: dict[str, dict[str, Any]] = {}
-        for folder in suite.include_dirs:
-            index.update(build_index(folder))
-        return index
-
     def custom_names(self, suite: LoadedSuite) -> set[str]:
         """The task, group and tag names a suite's include folders define."""
-        return set(self._custom_index(suite))
+        return set(custom_index(suite))
 
     def builtin_names(self, suite: LoadedSuite) -> list[str]:
-        """The built-in names a suite runs: its own task names that the include folders do not
-        define, and the built-in members of custom groups (a group over MMLU subjects)."""
-        custom = self._custom_index(suite)
-        stack = [e.task for e in reversed(suite.suite.tasks)]
-        seen: set[str] = set()
-        found: list[str] = []
-        while stack:
-            name = stack.pop()
-            if name in seen:
-                continue
-            seen.add(name)
-            if name in custom:
-                stack.extend(reversed(custom[name]["members"]))
-            else:
-                found.append(name)
-        return found
+        """The built-in names a suite runs (``tripwire.runner.names.builtin_names``)."""
+        return builtin_names(suite)
 
     def check_names(self, suite: LoadedSuite) -> None:
-        """Every task name is defined by lm-eval or the suite's include folders, or a
-        ``SuiteError`` names each one that is not, with close matches. Imports no lm-eval."""
-        custom = self.custom_names(suite)
-        index = self._builtin_index()
-        problems = []
-        for i, entry in enumerate(suite.suite.tasks):
-            if entry.task in custom or index.knows(entry.task):
-                continue
-            hint = index.close_matches(entry.task)
-            did_you_mean = f"; did you mean {', '.join(hint)}?" if hint else ""
-            problems.append(
-                f"tasks.{i}.task: {entry.task!r} is neither a built-in lm-eval task nor "
-                f"defined under include {[str(p) for p in suite.suite.include]}{did_you_mean}"
-            )
-        if problems:
-            raise SuiteError(suite.path, problems)
+        """Every task name is lm-eval's or the include folders', or a ``SuiteError`` names
+        each one that is not, with close matches. Imports no lm-eval."""
+        check_names(suite, self._builtin_index())
 
     def check_data(self, suite: LoadedSuite) -> None:
         """Raise ``MissingDataError`` naming every importable benchmark the suite reads and
         the data store lacks, with its import command (not when hub access is allowed)."""
-        self.check_names(suite)
-        if hub_allowed():
-            return
-        store = self.data_store()
-        missing = missing_benchmarks(self.builtin_names(suite), self._builtin_index(), store)
-        if missing:
-            commands = [
-                f"tripwire data import {name} PATH   # {BENCHMARKS[name].layouts}"
-                for name in missing
-            ]
-            raise MissingDataError(suite.path, missing, commands)
+        check_names(suite, self._builtin_index())
+        if not hub_allowed():
+            check_data(suite, self._builtin_index(), self.data_store())
 
     def task_manager(self, suite: LoadedSuite) -> tuple[Any, set[str]]:
         """A TaskManager indexing only the folders this suite's tasks live in.
