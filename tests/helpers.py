@@ -44,6 +44,7 @@ def make_checkpoint(
     ready: bool = True,
     n_embd: int = 32,
     n_layer: int = 1,
+    n_positions: int = 64,
 ) -> Path:
     """A randomly initialised GPT-2 (1 layer, 32 wide by default) with the demo's character
     tokenizer, as safetensors. Wider and deeper ones make evaluations slow enough to interrupt."""
@@ -52,11 +53,11 @@ def make_checkpoint(
 
     from tripwire.demo.train import build_tokenizer
 
-    tokenizer = build_tokenizer(model_max_length_tokens=64)
+    tokenizer = build_tokenizer(model_max_length_tokens=n_positions)
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tokenizer),
-        n_positions=64,
+        n_positions=n_positions,
         n_embd=n_embd,
         n_layer=n_layer,
         n_head=2,

@@ -15,6 +15,7 @@ from tripwire.errors import (
     CheckpointChangedError,
     CheckpointError,
     EvaluationError,
+    MissingDataError,
     SuiteChangedError,
     SuiteError,
 )
@@ -33,6 +34,10 @@ UNEXPECTED = FailureKind.unexpected
         (OSError(errno.ESTALE, "Stale file handle"), TRANSIENT),
         (ConnectionResetError(errno.ECONNRESET, "reset"), TRANSIENT),
         (TimeoutError("timed out"), TRANSIENT),
+        (
+            MissingDataError("deep.yaml", {"wmdp": ["wmdp_bio"]}, ["tripwire data import"]),
+            PERMANENT,
+        ),
         (FileChangedError("model.safetensors changed while it was hashed"), TRANSIENT),
         (sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed")), TRANSIENT),
         (sqlalchemy.exc.TimeoutError("QueuePool limit reached"), TRANSIENT),

@@ -14,6 +14,8 @@ The CLI prints these in one or two lines, without a traceback, and exits non-zer
     │   └── CheckpointChangedError  no known location still holds the content a job was made for
     │       └── CheckpointGoneError  every known location is gone (deleted or moved away)
     ├── EvaluationError        lm-eval failed on a checkpoint (task, reason)
+    ├── DataError              benchmark data cannot be imported (benchmark, file, layout)
+    │   └── MissingDataError   a suite's benchmarks are not in the data store (each import command)
     ├── StoreError             the database is missing, unreachable or in an unexpected state
     ├── BrokerError            the Celery broker (TRIPWIRE_BROKER_URL) cannot be reached
     ├── DeviceError            the GPUs asked for (--gpus, TRIPWIRE_DEVICE) are not usable here
@@ -101,6 +103,28 @@ class SuiteChangedError(SuiteError):
 
 class EvaluationError(TripwireError):
     """lm-eval could not evaluate a checkpoint on a task."""
+
+
+class DataError(TripwireError):
+    """Benchmark data cannot be imported or read (``tripwire data import``)."""
+
+
+class MissingDataError(DataError):
+    """A suite needs benchmark data the local store does not hold; raised before any model
+    loads, naming every missing benchmark and the command that imports it."""
+
+    def __init__(self, suite: Path | str, missing: dict[str, list[str]], commands: list[str]):
+        self.suite = Path(suite)
+        self.missing = missing
+        """Benchmark (or hub dataset) -> the suite tasks that need it."""
+        self.commands = commands
+        lines = [f"  - {name}: needed by {', '.join(tasks)}" for name, tasks in missing.items()]
+        todo = "\n".join(f"    {c}" for c in commands)
+        super().__init__(
+            f"{self.suite}: benchmark data missing from the local store\n"
+            + "\n".join(lines)
+            + f"\n  import it first (docs/benchmarks.md):\n{todo}"
+        )
 
 
 class StoreError(TripwireError):

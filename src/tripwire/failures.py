@@ -7,7 +7,8 @@ error in one line). The same table, with what happens in each case, is in
 ``docs/operations.md`` ("Transient and permanent failures").
 
     permanent   CheckpointError (corrupt, refused, missing, content changed), ConfigError
-                (bad or changed suite or policy), EvaluationError (lm-eval cannot load a task,
+                (bad or changed suite or policy), DataError (benchmark data missing from the
+                store: import it, then re-run), EvaluationError (lm-eval cannot load a task,
                 out of memory at batch size 1), FileNotFoundError, NotADirectoryError,
                 IsADirectoryError, PermissionError, out of memory outside the runner
     transient   OSError carrying an errno (EIO, ESTALE, ETIMEDOUT, ENOSPC, ...), ConnectionError,
@@ -33,6 +34,7 @@ from tripwire.errors import (
     BrokerError,
     CheckpointError,
     ConfigError,
+    DataError,
     EvaluationError,
     StoreError,
 )
@@ -61,6 +63,7 @@ class Failure:
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     CheckpointError,
     ConfigError,
+    DataError,
     EvaluationError,
     FileNotFoundError,
     NotADirectoryError,

@@ -2,8 +2,9 @@
 
 A suite names lm-eval tasks (built-in names such as ``mmlu`` or custom task YAML kept beside the
 suite), the few-shot count, and which items to score: all, the first ``limit``, or a fixed
-seeded ``subset``. Its identity is a content hash over the suite file and every custom task file
-and data file it can read, so a result always says exactly what was asked.
+seeded ``subset``. Its identity is a content hash over the suite file, every custom task file
+and data file it can read, and the content hash of each imported benchmark its built-in tasks
+read (``tripwire data import``), so a result always says exactly what was asked.
 """
 
 from __future__ import annotations
@@ -282,6 +283,10 @@ def load_suite(path: Path | str) -> LoadedSuite:
             digest.update(str(file.relative_to(folder)).encode())
             digest.update(file_sha.digest())
             file_hashes[_shown(file, path.parent)] = file_sha.hexdigest()
+    for benchmark, data_hash in _imported_data([t.task for t in suite.tasks]).items():
+        digest.update(f"data:{benchmark}".encode())
+        digest.update(bytes.fromhex(data_hash))
+        file_hashes[f"data:{benchmark}"] = data_hash
     return LoadedSuite(
         suite=suite,
         path=path,
@@ -289,6 +294,14 @@ def load_suite(path: Path | str) -> LoadedSuite:
         content_hash=digest.hexdigest(),
         file_hashes=file_hashes,
     )
+
+
+def _imported_data(names: list[str]) -> dict[str, str]:
+    """Content hashes of the imported benchmarks (``tripwire data import``) the tasks read."""
+    from tripwire.runner.builtin import imported_data_hashes
+    from tripwire.settings import Settings
+
+    return imported_data_hashes(names, Settings().home)
 
 
 def suite_files(suite: LoadedSuite) -> list[Path]:

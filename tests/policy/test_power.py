@@ -203,3 +203,19 @@ def test_policy_check_plans_with_the_discordance_stored_decisions_observed(
         app, ["policy", "check", str(ROOT / "triggers" / "demo.yaml"), "--no-stored"]
     )
     assert "discordance 0.25 from the default" in unused.output
+
+
+def test_policy_check_validates_suite_task_names_against_lm_evals_index(tmp_path: Path) -> None:
+    """Quoted-key names (wmdp_bio, mmlu_<subject>) pass; an unknown name is refused with the
+    suite file, the field and close matches."""
+    (tmp_path / "proxy.yaml").write_text(
+        "name: p\nkind: proxy\ntasks:\n  - task: gpqa_diamond_zeroshot\n"
+        "  - task: wmdp_bio\n  - task: mmlu_anatomy\n  - task: wmdp_bioo\n"
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(UNDERPOWERED)
+    result = CliRunner().invoke(app, ["policy", "check", str(policy), "--allow-underpowered"])
+    assert result.exit_code == 2
+    assert "tasks.3.task: 'wmdp_bioo' is neither a built-in lm-eval task" in result.output
+    assert "did you mean wmdp_bio" in result.output
+    assert "wmdp_bio'" not in result.output.replace("'wmdp_bioo'", "")

@@ -20,6 +20,7 @@ from tripwire.errors import TripwireError
 
 if TYPE_CHECKING:
     from tripwire.policy.check import Observed
+    from tripwire.policy.schema import LoadedPolicy
 
 
 @app.command()
@@ -106,6 +107,7 @@ def policy_check(
         check = check_policy(
             file, discordance=discordance, power=power, base_score=base_score, observed=observed
         )
+        _check_task_names(check.loaded)
     except TripwireError as exc:
         raise fail(exc) from None
     loaded = check.loaded
@@ -123,6 +125,15 @@ def policy_check(
         err.print(f"{label} {line}", highlight=False, soft_wrap=True)
     if check.underpowered and not allow_underpowered:
         raise typer.Exit(code=2)
+
+
+def _check_task_names(loaded: LoadedPolicy) -> None:
+    """Every suite the policy runs names only tasks lm-eval (or its include folders) defines."""
+    from tripwire.runner import Runner
+
+    runner = Runner(cache_dir=settings_for().home / "cache")
+    for suite in [loaded.proxy_suite, *loaded.deep_suites.values()]:
+        runner.check_names(suite)
 
 
 def _observed_discordance() -> Observed | None:

@@ -51,6 +51,7 @@ def eval_command(
             batch_size=batch_size or loaded.suite.batch_size or settings.batch_size,
             allow_pickle=settings.allow_pickle,
             cache_dir=settings.home / "cache",
+            data_dir=settings.home / "data",
             responses=response_cache_for(settings),
         )
         with (
@@ -112,6 +113,7 @@ def fetch_data(
         batch_size=1,
         allow_pickle=False,
         cache_dir=settings.home / "cache",
+        data_dir=settings.home / "data",
         progress=False,
     )
     try:

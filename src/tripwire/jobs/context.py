@@ -93,6 +93,7 @@ def context_from_settings(
             batch_size=settings.batch_size,
             allow_pickle=settings.allow_pickle,
             cache_dir=settings.home / "cache",
+            data_dir=settings.home / "data",
             progress=False,  # a worker's log is not a terminal
             responses=response_cache_for(settings),
         ),

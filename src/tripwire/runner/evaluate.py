@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tripwire import __version__
+from tripwire.benchmarks import DataStore
 from tripwire.errors import (
     CheckpointError,
     EvaluationError,
@@ -29,9 +30,11 @@ from tripwire.errors import (
     UnsafeCheckpointError,
 )
 from tripwire.failures import is_out_of_memory, is_transient
-from tripwire.offline import enforce_offline
+from tripwire.offline import enforce_offline, hub_allowed
 from tripwire.results import SuiteResult, TaskResult, Versions
+from tripwire.runner.builtin import materialize_builtin
 from tripwire.runner.extract import docs_of, select_items, task_result
+from tripwire.runner.names import builtin_names, check_data, check_names, custom_index
 from tripwire.runner.profiles import (
     best_over,
     inference_tokens,
@@ -41,7 +44,7 @@ from tripwire.runner.profiles import (
     row_name,
 )
 from tripwire.runner.task_files import materialize
-from tripwire.runner.task_index import BuiltinTaskIndex
+from tripwire.runner.task_index import BuiltinTaskIndex, lm_eval_tasks_root
 from tripwire.sources.layout import TOKENIZER_HELP, list_dir
 from tripwire.suites import LoadedSuite, ModelSettings, SuiteTask
 
@@ -121,6 +124,7 @@ class Runner:
         progress: bool = True,
         model_class: type[Any] | None = None,
         responses: ResponseCache | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.device = device
         self.batch_size = batch_size
@@ -135,58 +139,75 @@ class Runner:
         self.responses = responses
         """Cached model answers keyed by the checkpoint's content (``runner.responses``); used
         when ``evaluate`` is given the checkpoint's content hash."""
+        self.data_dir = data_dir
+        """The benchmark data store (``tripwire data import``); default ``$TRIPWIRE_HOME/data``."""
         self._builtin: BuiltinTaskIndex | None = None
 
     # ------------------------------------------------------------------ tasks
     def _builtin_index(self) -> BuiltinTaskIndex:
         if self._builtin is None:
-            lm_eval = _lm_eval()
-            root = Path(lm_eval.tasks.__file__).parent
+            from importlib.metadata import version
+
             cache = None
             if self.cache_dir is not None:
-                version = lm_eval.__version__ if hasattr(lm_eval, "__version__") else "unknown"
-                cache = self.cache_dir / f"lm_eval_task_index-{version}.json"
-            self._builtin = BuiltinTaskIndex(root, cache)
+                cache = self.cache_dir / f"lm_eval_task_index-{version('lm_eval')}.json"
+            self._builtin = BuiltinTaskIndex(lm_eval_tasks_root(), cache)
         return self._builtin
+
+    def data_store(self) -> DataStore:
+        if self.data_dir is not None:
+            return DataStore(self.data_dir)
+        from tripwire.settings import Settings
+
+        return DataStore(Settings().home / "data")
+
+    def _cache_root(self) -> Path:
+        return self.cache_dir or Path(tempfile.gettempdir()) / "tripwire-cache"
 
     def _custom_dirs(self, suite: LoadedSuite) -> list[Path]:
         if not suite.include_dirs:
             return []
-        cache = self.cache_dir or Path(tempfile.gettempdir()) / "tripwire-cache"
-        return materialize(suite.include_dirs, cache / "tasks")
+        return materialize(suite.include_dirs, self._cache_root() / "tasks")
 
-    @staticmethod
-    def _custom_names(tm: Any) -> set[str]:
-        return set(tm.all_tasks) | set(tm.all_groups) | set(tm.all_tags)
+    def custom_names(self, suite: LoadedSuite) -> set[str]:
+        """The task, group and tag names a suite's include folders define."""
+        return set(custom_index(suite))
+
+    def builtin_names(self, suite: LoadedSuite) -> list[str]:
+        """The built-in names a suite runs (``tripwire.runner.names.builtin_names``)."""
+        return builtin_names(suite)
+
+    def check_names(self, suite: LoadedSuite) -> None:
+        """Every task name is lm-eval's or the include folders', or a ``SuiteError`` names
+        each one that is not, with close matches. Imports no lm-eval."""
+        check_names(suite, self._builtin_index())
+
+    def check_data(self, suite: LoadedSuite) -> None:
+        """Raise ``MissingDataError`` naming every importable benchmark the suite reads and
+        the data store lacks, with its import command (not when hub access is allowed)."""
+        check_names(suite, self._builtin_index())
+        if not hub_allowed():
+            check_data(suite, self._builtin_index(), self.data_store())
 
     def task_manager(self, suite: LoadedSuite) -> tuple[Any, set[str]]:
         """A TaskManager indexing only the folders this suite's tasks live in.
 
         Also returns the names the suite's own include folders define.
         """
+        self.check_names(suite)
         lm_eval = _lm_eval()
         TaskManager = lm_eval.tasks.TaskManager
         custom_dirs = self._custom_dirs(suite)
-        custom = TaskManager(include_path=[str(d) for d in custom_dirs], include_defaults=False)
-        known = self._custom_names(custom)
-        builtin_dirs: list[Path] = []
-        problems = []
-        for i, entry in enumerate(suite.suite.tasks):
-            if entry.task in known:
-                continue
-            folders = self._builtin_index().folders_for(entry.task)
-            if not folders:
-                hint = self._builtin_index().close_matches(entry.task)
-                did_you_mean = f"; did you mean {', '.join(hint)}?" if hint else ""
-                problems.append(
-                    f"tasks.{i}.task: {entry.task!r} is neither a built-in lm-eval task nor "
-                    f"defined under include {[str(p) for p in suite.suite.include]}{did_you_mean}"
-                )
-            builtin_dirs.extend(f for f in folders if f not in builtin_dirs)
-        if problems:
-            raise SuiteError(suite.path, problems)
-        if not builtin_dirs:
-            return custom, known
+        known = self.custom_names(suite)
+        builtin: set[Path] = set()
+        for name in self.builtin_names(suite):
+            builtin.update(self._builtin_index().folders_for(name))
+        # lm-eval keeps the first definition of a name in sorted path order within one folder
+        # tree, but the last over several include paths: reversed order keeps its choice.
+        builtin_dirs = sorted(builtin, reverse=True)
+        builtin_dirs = materialize_builtin(
+            builtin_dirs, self.data_store(), self._cache_root() / "builtin"
+        )
         paths = [str(d) for d in builtin_dirs] + [str(d) for d in custom_dirs]
         return TaskManager(include_path=paths, include_defaults=False), known
 
@@ -303,6 +324,7 @@ class Runner:
             return run_command(checkpoint, suite)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
+        self.check_data(suite)  # before the model loads: name every missing benchmark
         settings = suite.suite.model
         self.check_model_settings(settings, suite.path)
         if settings.chat_template and not _has_chat_template(checkpoint):
@@ -483,8 +505,8 @@ class _Batch:
             hint = (
                 ""
                 if entry.task in self.custom_names
-                else " (built-in benchmarks need their data in the local Hugging Face "
-                "cache, or hub access with TRIPWIRE_ALLOW_HUB=1)"
+                else " (built-in benchmarks read their data from the local store: "
+                "`tripwire data import`, docs/benchmarks.md)"
             )
             raise EvaluationError(
                 f"lm-eval could not load task {entry.task!r}: {type(exc).__name__}: {exc}{hint}"

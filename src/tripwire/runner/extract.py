@@ -88,34 +88,35 @@ def task_result(
     texts: list[tuple[str, str]] = []
     answers: list[str] = []
     prefix = entry.task not in leaves or len(leaves) > 1
+    scores = result["results"].get(entry.task)
+    if scores is None and len(leaves) == 1:
+        scores = result["results"].get(leaves[0])
+    if scores is not None:
+        filter_key = _pick_filter(scores, metric, entry)
+    else:  # a tag: lm-eval reports no aggregate
+        filter_key = entry.filter or "none"
     for leaf in leaves:
         for sample in result["samples"].get(leaf, []):
             if metric not in sample:
                 continue
+            if sample.get("filter", filter_key) != filter_key:
+                continue  # lm-eval logs each item once per filter (GSM8K: strict and flexible)
             key = f"{leaf}:{sample['doc_hash']}" if prefix else sample["doc_hash"]
             doc_hashes.append(key)
             values.append(float(sample[metric]))
             prompt, target, answer = item_text(sample, metric)
             texts.append((prompt, target))
             answers.append(answer)
-    scores = result["results"].get(entry.task)
-    if scores is None and len(leaves) == 1:
-        scores = result["results"].get(leaves[0])
     if scores is not None:
-        filter_key = _pick_filter(scores, metric, entry)
         score = float(scores[f"{metric},{filter_key}"])
         stderr_raw = scores.get(f"{metric}_stderr,{filter_key}")
+        # lm-eval's standard error, or none: it reports "N/A" for bootstrap_iters 0 and for
+        # metrics without one, and Tripwire does not make one up (docs/suites.md).
         stderr = float(stderr_raw) if isinstance(stderr_raw, int | float) else None
-        arr = np.asarray(values, dtype=float)
-        if stderr is None and arr.size > 1 and abs(float(arr.mean()) - score) < 1e-9:
-            # lm-eval skips every standard error when bootstrap_iters is 0, even a mean's
-            # closed form; this is that closed form (its ``mean_stderr``) over the same items.
-            stderr = float(arr.std(ddof=1) / np.sqrt(arr.size))
-    else:  # a tag: lm-eval reports no aggregate, so take the mean over all its items
-        filter_key = entry.filter or "none"
+    else:  # a tag: the mean over all its items
         arr = np.asarray(values, dtype=float)
         score = float(arr.mean()) if arr.size else float("nan")
-        stderr = float(arr.std(ddof=1) / np.sqrt(arr.size)) if arr.size > 1 else None
+        stderr = None  # lm-eval gives none for a tag's items taken together
     n_shot = result.get("n-shot", {}).get(leaves[0], num_fewshot or 0) if leaves else 0
     version = result.get("versions", {}).get(entry.task)
     return TaskResult(

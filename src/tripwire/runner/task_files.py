@@ -3,8 +3,10 @@
 Custom lm-eval task YAML kept under ``evals/`` names its local data relative to its own folder
 (``data_files: {test: ../data/items.jsonl}``), so a suite works from any working directory.
 lm-eval would resolve those paths against the working directory, so the runner hands it a copy
-of each include folder in which relative ``data_files`` are rewritten as absolute paths. Every
-other file (templates, ``!function`` modules) is copied as it is.
+of each include folder in which relative ``data_files``, and a ``dataset_path`` naming a local
+file or folder relative to the YAML, are rewritten as absolute paths. Every other file
+(templates, ``!function`` modules) is copied as it is. The copy is keyed by every file of the
+folders (templates, modules and data too), so an edit anywhere gives a new copy.
 """
 
 from __future__ import annotations
@@ -58,23 +60,39 @@ def _absolute(value: Any, base: Path) -> Any:
 
 
 def rewrite_yaml(source: Path) -> str | None:
-    """The YAML text with relative ``data_files`` made absolute; None if nothing changes."""
-    text = source.read_text(encoding="utf-8")
-    if "data_files" not in text:
+    """The YAML text with relative data paths made absolute; None if nothing changes."""
+    text = source.read_text(encoding="utf-8", errors="replace")
+    if "data_files" not in text and "dataset_path" not in text:
         return None
     try:
         config = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError:
         return None  # lm-eval will report the syntax error against the original file
-    kwargs = config.get("dataset_kwargs") if isinstance(config, dict) else None
-    if not isinstance(kwargs, dict) or "data_files" not in kwargs:
+    if not isinstance(config, dict):
         return None
-    resolved = _absolute(kwargs["data_files"], source.parent)
-    if resolved == kwargs["data_files"]:
+    changed = False
+    kwargs = config.get("dataset_kwargs")
+    if isinstance(kwargs, dict) and "data_files" in kwargs:
+        resolved = _absolute(kwargs["data_files"], source.parent)
+        if resolved != kwargs["data_files"]:
+            kwargs["data_files"] = resolved
+            changed = True
+    path = config.get("dataset_path")
+    if (
+        isinstance(path, str)
+        and not isinstance(path, _Tagged)
+        and not Path(path).is_absolute()
+        and (source.parent / path).exists()
+    ):
+        config["dataset_path"] = str((source.parent / path).resolve())
+        changed = True
+    if not changed:
         return None
-    kwargs["data_files"] = resolved
     dumped: str = yaml.dump(config, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     return dumped
+
+
+_NOT_YAML = {".py", ".jsonl", ".json", ".parquet", ".csv", ".txt", ".md", ".arrow"}
 
 
 def materialize(include_dirs: list[Path], cache_root: Path) -> list[Path]:
@@ -82,9 +100,10 @@ def materialize(include_dirs: list[Path], cache_root: Path) -> list[Path]:
     digest = hashlib.sha256()
     for folder in include_dirs:
         digest.update(str(folder).encode())
-        for file in sorted(folder.rglob("*.yaml")):
-            digest.update(str(file).encode())
-            digest.update(file.read_bytes())
+        for file in sorted(folder.rglob("*")):
+            if file.is_file() and "__pycache__" not in file.parts:
+                digest.update(str(file).encode())
+                digest.update(file.read_bytes())
     target = cache_root / digest.hexdigest()[:20]
     if not target.is_dir():
         cache_root.mkdir(parents=True, exist_ok=True)
@@ -98,7 +117,9 @@ def materialize(include_dirs: list[Path], cache_root: Path) -> list[Path]:
                     "__pycache__", "*.jsonl", "*.json", "*.parquet", "*.csv"
                 ),
             )
-            for file in folder.rglob("*.yaml"):
+            for file in folder.rglob("*"):
+                if not file.is_file() or "__pycache__" in file.parts or file.suffix in _NOT_YAML:
+                    continue
                 rewritten = rewrite_yaml(file)
                 if rewritten is not None:
                     (copy / file.relative_to(folder)).write_text(rewritten, encoding="utf-8")
