@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from tripwire.decisions.inputs import (
     counted_evaluations,
     is_held,
-    order_key,
     snapshot,
     with_scores,
 )
 from tripwire.errors import TripwireError
+from tripwire.lineage.graph import order_key
 from tripwire.policy.backtest import ReplayStep, ReplaySummary, replay
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.policy.inputs import Snapshot

@@ -13,9 +13,10 @@ Beside the policy the replay runs an effective-compute trigger (a deep evaluatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from tripwire.policy.engine import EPOCH, evaluate_policy
 from tripwire.policy.inputs import Lineage, Snapshot
@@ -51,6 +52,44 @@ class RunState:
         return RunState(
             self.baseline, self.baseline_at, self.looks_since_baseline + 1, self.looks_in_run + 1
         )
+
+
+N = TypeVar("N", bound=Hashable)
+
+
+def nearest_ancestor(
+    start: N,
+    neighbours: Callable[[N], Sequence[N]],
+    qualifies: Callable[[N], bool],
+    rank: Callable[[N], float] = lambda _: 0.0,
+    *,
+    limit: int = 10_000,
+) -> tuple[N, int] | None:
+    """The baseline across runs: the ancestor of ``start`` nearest in hops that ``qualifies``
+    (deep-evaluated, not held), with its distance. Pure: the graph comes in as ``neighbours``
+    (the previous checkpoint of the run, then the parents named in the metadata).
+
+    Among ancestors at the same distance (the parents of a merge) the highest ``rank`` (the
+    most training compute: the strongest parent, so a gain is measured against the best of
+    them) wins, then the order ``neighbours`` gives. ``limit`` bounds the nodes looked at.
+    """
+    seen = {start}
+    frontier = [start]
+    hops = 0
+    while frontier and len(seen) <= limit:
+        hops += 1
+        layer: list[N] = []
+        for node in frontier:
+            for nxt in neighbours(node):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    layer.append(nxt)
+        found = [n for n in layer if qualifies(n)]
+        if found:
+            best = max(range(len(found)), key=lambda i: (rank(found[i]), -i))
+            return found[best], hops
+        frontier = layer
+    return None
 
 
 def as_of(snapshot: Snapshot) -> datetime:

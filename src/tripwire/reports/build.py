@@ -14,9 +14,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tripwire.decisions.inputs import earlier_in_run, is_held, order_key, score_of
+from tripwire.decisions.inputs import earlier_in_run, is_held, score_of
 from tripwire.decisions.read import DecisionSet, StoredDecision, decision_sets
 from tripwire.decisions.record import SubjectRecord
+from tripwire.lineage.graph import order_key
 from tripwire.policy.compare import measure_change
 from tripwire.policy.stats import mcnemar_midp
 from tripwire.reports.evaluations import evaluation_of
