@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tripwire.failures import FailureKind, classify_failure
 from tripwire.jobs.context import Context
@@ -37,6 +38,8 @@ class ScanSummary:
     pending: int = 0
     failed: int = 0
     resent: int = 0
+    announced: int = 0
+    """Checkpoints announced through the webhook and recorded in this pass."""
 
 
 class Watcher:
@@ -59,6 +62,9 @@ class Watcher:
         self.scan_interval_s = scan_interval_s
         self.reconcile_interval_s = reconcile_interval_s or scan_interval_s
         self.after_poll = after_poll
+        self.fetch: Callable[[str], Path] | None = None
+        """Brings an announced object-store URI to a local folder (an object-store source's
+        ``fetch``); unset, such events wait for a watcher that has one."""
         self._logged: set[tuple[str, str]] = set()
         self._ingested: dict[str, set[tuple[str, str]]] = {}
         """Per source root: (content hash, path) pairs ingested and still seen ready. A pair that
@@ -100,7 +106,20 @@ class Watcher:
                 self._sync(root, {root: Observed(NoteKind.scan, reason)}, [root])
                 continue
             self._take(source, scan, summary)
+        self._take_announced(summary)
         return summary
+
+    def _take_announced(self, summary: ScanSummary) -> None:
+        """Checkpoints announced through the webhook, through the same ingest (issue #11)."""
+        from tripwire.intake.take import take_events
+
+        try:
+            summary.announced = take_events(self.ctx, fetch=self.fetch)
+        except Exception as exc:
+            error = classify_failure(exc)
+            if error.kind == FailureKind.transient:
+                raise
+            log.exception("taking announced checkpoints failed; the scan goes on")
 
     def _take(self, source: LocalDirectorySource, scan: ScanResult, summary: ScanSummary) -> None:
         root = str(source.root)

@@ -1,0 +1,3 @@
+from tests.jobs.conftest import workspace
+
+__all__ = ["workspace"]
