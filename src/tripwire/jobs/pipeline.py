@@ -144,6 +144,8 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
                 **identity.first_fingerprint(path, found.fingerprint),
             },
         )
+        if found.uri is not None:  # an object-store checkpoint: findable by its URI too
+            identity.remember_uri(session, checkpoint, found.uri)
         revived: list[int] = []
         if not created:  # the same content at another path, or seen again at this one
             identity.remember_location(session, checkpoint, path, found.fingerprint)

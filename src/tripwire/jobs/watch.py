@@ -20,7 +20,7 @@ from pathlib import Path
 from tripwire.failures import FailureKind, classify_failure
 from tripwire.jobs.context import Context
 from tripwire.jobs.pipeline import ingest, reconcile
-from tripwire.sources import LocalDirectorySource, ScanResult
+from tripwire.sources import CheckpointSource, ScanResult
 from tripwire.store import source_state
 from tripwire.store.models import utcnow
 from tripwire.store.source_state import NoteKind, Observed
@@ -48,7 +48,7 @@ class Watcher:
     def __init__(
         self,
         ctx: Context,
-        sources: Sequence[LocalDirectorySource],
+        sources: Sequence[CheckpointSource],
         scan_interval_s: float = 10.0,
         *,
         after_poll: Callable[[], object] | None = None,
@@ -121,7 +121,7 @@ class Watcher:
                 raise
             log.exception("taking announced checkpoints failed; the scan goes on")
 
-    def _take(self, source: LocalDirectorySource, scan: ScanResult, summary: ScanSummary) -> None:
+    def _take(self, source: CheckpointSource, scan: ScanResult, summary: ScanSummary) -> None:
         root = str(source.root)
         observed: dict[str, Observed] = {}
         for failure in scan.failed:
@@ -149,6 +149,9 @@ class Watcher:
                 )
                 continue
             now_ready.add(key)
+            confirm = getattr(source, "confirm", None)
+            if confirm is not None:  # an object-store source moves its cursor past it
+                confirm(found)
             if created:
                 short = found.content_hash.removeprefix("sha256:")[:12]
                 summary.new.append(f"{found.run} step {found.step} ({short})")

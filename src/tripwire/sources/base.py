@@ -39,6 +39,9 @@ class DiscoveredCheckpoint(BaseModel):
     fingerprint: Fingerprint | None = None
     """Size, mtime and inode of each hashed file when it was hashed: a job compares it with
     the folder's to tell cheaply that the content is unchanged."""
+    uri: str | None = None
+    """Where an object-store source found it (``s3://bucket/run/step-100``); ``path`` is then
+    the local copy in the download cache."""
 
 
 WaitingFor = Literal[
@@ -93,7 +96,13 @@ Outcome = DiscoveredCheckpoint | PendingCheckpoint | DiscoveryFailure
 
 
 class CheckpointSource(Protocol):
-    """Where checkpoints land. Implementations: ``LocalDirectorySource``."""
+    """Where checkpoints land. Implementations: ``LocalDirectorySource``,
+    ``ObjectStoreSource``."""
+
+    @property
+    def root(self) -> Path | str:
+        """The folder or URI watched."""
+        ...
 
     def scan(self, now: float | None = None) -> ScanResult:
         """Look at every candidate checkpoint once; ``now`` is Unix time in seconds."""
