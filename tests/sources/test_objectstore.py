@@ -36,7 +36,7 @@ def test_a_checkpoint_uploaded_file_by_file_is_taken_only_when_complete(
 ) -> None:
     local = make_checkpoint(tmp_path / "local" / "step-100", seed=1, ready=True)
     src = source(bucket, tmp_path)
-    names = sorted(p.name for p in local.iterdir() if p.name != "READY") + ["READY"]
+    names = [*sorted(p.name for p in local.iterdir() if p.name != "READY"), "READY"]
     for i, name in enumerate(names):
         bucket.upload(local / name, f"ckpts/run-a/step-100/{name}")
         scan = src.scan()

@@ -28,8 +28,8 @@ from tripwire.store.models import IntakeEvent
 
 log = logging.getLogger(__name__)
 
-Fetch = Callable[[str], Path]
-"""Brings an object-store URI to a local folder (``ObjectStoreSource.fetch``)."""
+Fetch = Callable[[str], DiscoveredCheckpoint]
+"""Downloads and identifies the checkpoint at an object-store URI (``ObjectStoreSource.fetch``)."""
 
 
 def announced(found: DiscoveredCheckpoint, event: CheckpointEvent) -> DiscoveredCheckpoint:
@@ -63,12 +63,12 @@ def take_events(ctx: Context, *, fetch: Fetch | None = None, limit: int = 100) -
         try:
             event = CheckpointEvent.model_validate(body)
             if uri.startswith("/"):
-                folder = Path(uri)
+                local = read_checkpoint(Path(uri), hash_cache=ctx.hash_cache)
             elif fetch is not None:
-                folder = fetch(uri)
+                local = fetch(uri)
             else:
                 continue  # an object-store URI: left for a watcher with an object-store source
-            found = announced(read_checkpoint(folder, hash_cache=ctx.hash_cache), event)
+            found = announced(local, event)
             if event.content_hash is not None and event.content_hash != found.content_hash:
                 error = (
                     f"the announced content hash {event.content_hash} differs from the files' "

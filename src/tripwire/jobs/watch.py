@@ -15,12 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tripwire.failures import FailureKind, classify_failure
 from tripwire.jobs.context import Context
 from tripwire.jobs.pipeline import ingest, reconcile
-from tripwire.sources import CheckpointSource, ScanResult
+from tripwire.sources import CheckpointSource, DiscoveredCheckpoint, ScanResult
 from tripwire.store import source_state
 from tripwire.store.models import utcnow
 from tripwire.store.source_state import NoteKind, Observed
@@ -62,8 +61,8 @@ class Watcher:
         self.scan_interval_s = scan_interval_s
         self.reconcile_interval_s = reconcile_interval_s or scan_interval_s
         self.after_poll = after_poll
-        self.fetch: Callable[[str], Path] | None = None
-        """Brings an announced object-store URI to a local folder (an object-store source's
+        self.fetch: Callable[[str], DiscoveredCheckpoint] | None = None
+        """Downloads and identifies an announced object-store URI (an object-store source's
         ``fetch``); unset, such events wait for a watcher that has one."""
         self._logged: set[tuple[str, str]] = set()
         self._ingested: dict[str, set[tuple[str, str]]] = {}

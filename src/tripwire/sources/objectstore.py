@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from tripwire.errors import CheckpointError
+from tripwire.settings import Settings
 from tripwire.sources.base import (
     DiscoveredCheckpoint,
     DiscoveryFailure,
@@ -51,6 +52,7 @@ from tripwire.sources.layout import (
 from tripwire.sources.local import read_checkpoint
 from tripwire.sources.metadata import load_sidecar, step_from_name
 from tripwire.sources.object_cache import CheckpointCache, listing_key
+from tripwire.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -351,13 +353,18 @@ class ObjectStoreSource:
 
     # ------------------------------------------------------------ the CheckpointSource rest
 
-    def fetch(self, uri: str) -> Path:
-        """A local copy of the checkpoint at ``uri`` (announced through the webhook)."""
+    def fetch(self, uri: str) -> DiscoveredCheckpoint:
+        """The checkpoint at ``uri`` (announced through the webhook), downloaded and identified
+        as if found by a scan (its run from its place under ``root``); taken as complete."""
+        uri = uri.rstrip("/")
         prefix = self.fs._strip_protocol(uri) if hasattr(self.fs, "_strip_protocol") else uri
         files = self._files(prefix)
         if not files:
-            raise CheckpointError(Path(uri), "nothing at this URI")
-        return self._download(uri, prefix, files)
+            raise CheckpointError(Path(uri), "nothing at this URI; upload the files first")
+        relative = uri[len(self.root) + 1 :] if uri.startswith(self.root + "/") else uri
+        run, _, name = relative.rpartition("/")
+        run = run or self.root.rsplit("/", 1)[-1]
+        return self._identify(self._download(uri, prefix, files), uri, run, name)
 
     def wait_for_change(self, timeout_s: float) -> bool:
         """Object stores send no events here: sleeps ``timeout_s`` and returns False."""
@@ -366,6 +373,36 @@ class ObjectStoreSource:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def is_uri(root: str) -> bool:
+    """Whether a watched root is an object-store prefix (``s3://...``), not a folder."""
+    return "://" in root and not root.startswith("file://")
+
+
+def object_store_source(
+    root: str, settings: Settings, db: Database, hash_cache: HashCache | None = None
+) -> ObjectStoreSource:
+    """An object-store source configured by ``TRIPWIRE_*`` settings: the endpoint
+    (``TRIPWIRE_S3_ENDPOINT_URL``; credentials from the usual AWS variables or files), a cursor
+    in the database, a cache of ``TRIPWIRE_OBJECT_CACHE_BYTES`` under ``<home>/objects``."""
+    import fsspec
+
+    from tripwire.store.cursors import DatabaseCursors
+
+    protocol = root.split("://", 1)[0]
+    options: dict[str, Any] = {}
+    if protocol == "s3" and settings.s3_endpoint_url:
+        options["endpoint_url"] = settings.s3_endpoint_url
+    return ObjectStoreSource(
+        root,
+        fsspec.filesystem(protocol, **options),
+        cursors=DatabaseCursors(db),
+        cache=CheckpointCache(settings.home / "objects", settings.object_cache_bytes),
+        quiet_period_s=settings.quiet_period_s,
+        allow_pickle=settings.allow_pickle,
+        hash_cache=hash_cache,
+    )
 
 
 def _wanted(name: str, allow_pickle: bool) -> bool:
