@@ -161,3 +161,20 @@ def test_the_lineage_command_prints_the_chain_and_why_the_baseline(
     chain = json.loads(shown.output)
     assert chain["baseline"] == base.content_hash
     assert chain["links"][0]["cumulative_declared_flop"] == 1e22 + 1e20
+
+
+def test_the_run_page_compute_axis_is_the_lineage_compute_declared_and_estimated_beside(
+    database_url: str,
+) -> None:
+    from tripwire.reports.trajectory import run_report
+
+    db = Database(database_url)
+    base = land(db, "base", 100, flop=1e22, estimated=1.5e22)
+    child = land(db, "chat", 10, flop=None, estimated=2e20, parents=[base.content_hash])
+    with db.session() as s:
+        cp = s.get(Checkpoint, child.id)
+        assert cp is not None
+        (point,) = run_report(s, cp.run_id).points
+        assert point.training_flop == 1e22 + 2e20  # the base declared, the child estimated
+        assert point.declared_flop is None  # the child declared nothing
+        assert point.estimated_flop == 1.5e22 + 2e20
