@@ -21,6 +21,7 @@ from tripwire.lineage.graph import (
     order_key,
     previous_in_run,
     resolve_parent,
+    with_parents,
 )
 from tripwire.policy.backtest import RunState, nearest_ancestor
 from tripwire.policy.inputs import Score, Snapshot
@@ -233,9 +234,4 @@ def lineage_baseline(
 
 
 def _run_has_parents(session: Session, checkpoint: Checkpoint) -> bool:
-    return any(
-        parents
-        for parents in session.scalars(
-            select(Checkpoint.parents).where(Checkpoint.run_id == checkpoint.run_id)
-        )
-    )
+    return bool(with_parents(session, checkpoint.run_id))

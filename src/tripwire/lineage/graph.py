@@ -14,11 +14,14 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Text, and_, cast, or_, select
 from sqlalchemy.orm import Session
 
 from tripwire.sources.metadata import CONTENT_HASH_PATTERN
 from tripwire.store.models import Checkpoint, CheckpointLocation
+
+NO_PARENTS = "[]"
+"""How an empty ``parents`` list is stored (JSON text)."""
 
 
 def order_key(checkpoint: Checkpoint) -> tuple[float, int]:
@@ -40,17 +43,44 @@ def resolve_parent(session: Session, ref: str) -> Checkpoint | None:
     )
 
 
-def run_members(session: Session, run_id: int) -> list[Checkpoint]:
-    """A run's checkpoints in decision order."""
-    found = session.scalars(select(Checkpoint).where(Checkpoint.run_id == run_id))
-    return sorted(found, key=order_key)
-
-
 def previous_in_run(session: Session, checkpoint: Checkpoint) -> Checkpoint | None:
-    """The run's checkpoint just before ``checkpoint`` in decision order."""
-    mine = order_key(checkpoint)
-    earlier = [c for c in run_members(session, checkpoint.run_id) if order_key(c) < mine]
-    return earlier[-1] if earlier else None
+    """The run's checkpoint just before ``checkpoint`` in decision order (``order_key``), in one
+    indexed query."""
+    same_run = select(Checkpoint).where(Checkpoint.run_id == checkpoint.run_id)
+    if checkpoint.step is None:  # after every stepped one, and unstepped ones by id
+        found = session.scalar(
+            same_run.where(Checkpoint.step.is_(None), Checkpoint.id < checkpoint.id)
+            .order_by(Checkpoint.id.desc())
+            .limit(1)
+        )
+        if found is not None:
+            return found
+        return session.scalar(
+            same_run.where(Checkpoint.step.is_not(None))
+            .order_by(Checkpoint.step.desc(), Checkpoint.id.desc())
+            .limit(1)
+        )
+    return session.scalar(
+        same_run.where(
+            or_(
+                Checkpoint.step < checkpoint.step,
+                and_(Checkpoint.step == checkpoint.step, Checkpoint.id < checkpoint.id),
+            )
+        )
+        .order_by(Checkpoint.step.desc(), Checkpoint.id.desc())
+        .limit(1)
+    )
+
+
+def with_parents(session: Session, run_id: int) -> list[Checkpoint]:
+    """The run's checkpoints that name parents, in decision order (usually few: the query
+    leaves the others in the database)."""
+    found = session.scalars(
+        select(Checkpoint).where(
+            Checkpoint.run_id == run_id, cast(Checkpoint.parents, Text) != NO_PARENTS
+        )
+    )
+    return sorted((c for c in found if c.parents), key=order_key)
 
 
 def declared_parents(checkpoint: Checkpoint) -> list[str]:
@@ -64,8 +94,8 @@ def run_parents(session: Session, checkpoint: Checkpoint) -> list[str]:
     if own:
         return own
     mine = order_key(checkpoint)
-    for other in reversed(run_members(session, checkpoint.run_id)):
-        if order_key(other) < mine and other.parents:
+    for other in reversed(with_parents(session, checkpoint.run_id)):
+        if order_key(other) < mine:
             return declared_parents(other)
     return []
 
