@@ -1,8 +1,13 @@
-"""6·N·D from config.json: dense and mixture-of-experts counts against hand computations."""
+"""6·N·D from config.json: dense and mixture-of-experts counts against hand computations; the
+forms a parent may be named in."""
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from tripwire.lineage import count_parameters, estimate_flop
+from tripwire.sources.metadata import CheckpointMetadata
 
 LLAMA_LIKE = {
     "model_type": "llama",
@@ -66,3 +71,11 @@ def test_deepseek_keys_shared_experts_and_leading_dense_layers() -> None:
 def test_a_config_without_sizes_gives_no_estimate() -> None:
     assert count_parameters({"model_type": "llama"}) is None
     assert estimate_flop(None, 10) is None
+
+
+def test_parents_are_content_hashes_uris_or_absolute_paths_never_traversals() -> None:
+    ok = ["sha256:" + "a" * 64, "s3://ckpts/base/step-0001000", "/mnt/ckpts/base/step-1"]
+    assert CheckpointMetadata(parents=ok).parents == ok
+    for bad in ["relative/path", "/mnt/ckpts/../etc", "s3://b/../x", "http://example.org/x", ""]:
+        with pytest.raises(ValidationError, match="parents"):
+            CheckpointMetadata(parents=[bad])
