@@ -178,3 +178,46 @@ def test_the_run_page_compute_axis_is_the_lineage_compute_declared_and_estimated
         assert point.training_flop == 1e22 + 2e20  # the base declared, the child estimated
         assert point.declared_flop is None  # the child declared nothing
         assert point.estimated_flop == 1.5e22 + 2e20
+
+
+def test_a_backtest_replays_a_fine_tune_against_the_same_ancestor_as_the_live_decision(
+    database_url: str, tmp_path: Path
+) -> None:
+    from tests.decided import decide_live
+    from tripwire.history import run_backtest
+
+    db = Database(database_url)
+    policy = write_policy(tmp_path)
+    ids = decide_live(db, policy)  # run "r": 100 is its first baseline, 300 the next
+    with db.session() as s:
+        step_400 = s.get(Checkpoint, ids[3])
+        assert step_400 is not None
+        parent = step_400.content_hash
+    children = [
+        land(db, "chat", step, accuracy=acc, flop=1e20 * step, parents=[parent], day=80 + step)
+        for step, acc in ((10, 0.55), (20, 0.56))
+    ]
+    live_baselines = []
+    for child in children:
+        with db.session() as s:
+            cp = s.get(Checkpoint, child.id)
+            assert cp is not None
+            assert decide_checkpoint(s, policy, cp, datetime.now(UTC)) is not None
+        with db.session() as s:
+            rows = list(s.scalars(select(Decision).where(Decision.checkpoint_id == child.id)))
+            live_baselines.append({d.baseline_checkpoint_id for d in rows})
+            live_fired = sorted(d.rule_id for d in rows if d.verdict == "fired")
+    with db.session() as s:
+        result = run_backtest(s, policy)
+        replayed = {row.checkpoint: row for row in result.rows}
+        bases = []
+        for child, live in zip(children, live_baselines, strict=True):
+            row = replayed[child.content_hash]
+            assert row.replay.baseline is not None
+            (base_id,) = live
+            base = s.get(Checkpoint, base_id)
+            assert base is not None
+            assert row.replay.baseline.checkpoint == base.content_hash
+            bases.append((base.run.name, base.step))
+        assert sorted(replayed[children[-1].content_hash].replay.fired) == live_fired
+    assert bases[0] == ("r", 300)  # across runs: 400 was not deep-evaluated, 300 was

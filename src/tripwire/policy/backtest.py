@@ -13,7 +13,7 @@ Beside the policy the replay runs an effective-compute trigger (a deep evaluatio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -148,6 +148,8 @@ class _Run:
     baseline: Snapshot | None = None
     compute_reference: float | None = None
     """Training compute at the compute trigger's last firing."""
+    last: str | None = None
+    """The run's last replayed checkpoint (content hash)."""
 
 
 @dataclass(slots=True)
@@ -174,16 +176,27 @@ def replay(
     initial_actions: Actions,
     compute_factor: float = 4.0,
     held: frozenset[str] = frozenset(),
+    parents: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[ReplayStep]:
     """Replay ``snapshots`` (in step order within each run) through ``policy``.
 
     A snapshot's ``evaluated_at`` is its time: ``now`` for its rules, and, once it is a
     baseline, the time cadence rules count from. ``held``: checkpoints (content hashes) held
-    for review, which never become baselines.
+    for review, which never become baselines. ``parents``: each checkpoint's parents (content
+    hashes; a run's later checkpoints inherit its first's), replayed before it: a run without a
+    baseline of its own takes the nearest ancestor the replay evaluated deeply, as the live
+    decision does (``decisions.inputs.run_state``).
     """
     runs: dict[str, _Run] = {}
+    baselines: dict[str, Snapshot] = {}
+    previous: dict[str, str] = {}
     for snap in snapshots:
         run = runs.setdefault(snap.run, _Run())
+        if run.last is not None:
+            previous[snap.checkpoint] = run.last
+        run.last = snap.checkpoint
+        if run.state.baseline is None and parents:
+            _adopt(run, snap.checkpoint, parents, previous, baselines)
         lineage = run.state.lineage()
         verdicts, deep = decide_step(
             policy, run.state, snap, run.baseline, initial_actions=initial_actions
@@ -196,7 +209,33 @@ def replay(
         )
         if run.state.baseline == snap.checkpoint:
             run.baseline = snap
+            baselines[snap.checkpoint] = snap
         yield step
+
+
+def _adopt(
+    run: _Run,
+    checkpoint: str,
+    parents: Mapping[str, Sequence[str]],
+    previous: Mapping[str, str],
+    baselines: Mapping[str, Snapshot],
+) -> None:
+    """Give ``run`` the nearest ancestor of ``checkpoint`` that became a baseline, if any."""
+
+    def neighbours(node: str) -> list[str]:
+        before = previous.get(node)
+        return ([before] if before is not None else []) + list(parents.get(node, ()))
+
+    def rank(node: str) -> float:
+        flop = baselines[node].training_flop
+        return -1.0 if flop is None else flop
+
+    hit = nearest_ancestor(checkpoint, neighbours, lambda n: n in baselines, rank)
+    if hit is not None:
+        base = baselines[hit[0]]
+        looks = run.state.looks_in_run
+        run.state = RunState(base.checkpoint, base.evaluated_at, looks, looks)
+        run.baseline = base
 
 
 def _compute(run: _Run, snap: Snapshot, factor: float) -> bool | None:
