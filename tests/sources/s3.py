@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ def bucket(
     fs = s3fs.S3FileSystem(
         endpoint_url=s3_server, key="testing", secret="testing", skip_instance_cache=True
     )
-    name = "b-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50]
-    name = name.strip("-")
+    readable = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40]
+    name = f"b-{readable.strip('-')}-{uuid.uuid4().hex[:8]}"
     fs.mkdir(name)
     return Bucket(fs, s3_server, name)
