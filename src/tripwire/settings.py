@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     refused as stale (401)."""
     s3_endpoint_url: str | None = None
     """S3-compatible endpoint for ``s3://`` sources (MinIO, Ceph, moto); unset: AWS."""
+    object_full_sweep_every: int = Field(default=360, ge=0)
+    """Every this many scans an object-store source lists its runs from the start, to take
+    folders whose names sorted before its cursor when they landed (0: never)."""
     object_cache_bytes: int = Field(default=200 * 1024**3, gt=0)
     """Bound of the local cache of checkpoints downloaded from object stores (bytes); least
     recently used checkpoints are evicted past it."""

@@ -11,8 +11,10 @@ from tests.helpers import make_checkpoint
 from tests.sources.s3 import Bucket, bucket, s3_server
 from tripwire.sources.object_cache import CheckpointCache
 from tripwire.sources.objectstore import ObjectStoreSource
+from tripwire.store import repo
 from tripwire.store.cursors import DatabaseCursors, MemoryCursors
 from tripwire.store.db import Database
+from tripwire.store.models import CheckpointLocation
 
 __all__ = ["bucket", "s3_server"]
 
@@ -138,3 +140,27 @@ def test_the_cache_is_keyed_by_content_bounded_and_evicts_the_least_recently_use
     assert src.cache.evicted == [found[0].content_hash]
     assert not found[0].path.exists() and newer.path.is_dir()
     assert src.cache.total_bytes() <= int(size * 1.5)
+
+
+def test_a_folder_that_lands_behind_the_cursor_is_taken_by_the_next_full_sweep(
+    bucket: Bucket, tmp_path: Path, database_url: str
+) -> None:
+    db = Database(database_url)
+    late = make_checkpoint(tmp_path / "late", seed=7, ready=True)
+    first = make_checkpoint(tmp_path / "first", seed=8, ready=True)
+    bucket.upload_folder(first, "ckpts/run-a/step-300", last=("READY",))
+    src = source(bucket, tmp_path, DatabaseCursors(db), full_sweep_every=3)
+    with db.session() as s:  # what the watcher's ingest records for a taken checkpoint
+        (found,) = src.scan().ready
+        cp, _ = repo.record_checkpoint(
+            s, content_hash=found.content_hash, path=str(found.path), run="run-a", step=300
+        )
+        s.add(CheckpointLocation(checkpoint_id=cp.id, path=found.uri))
+    src.confirm(found)
+    bucket.upload_folder(late, "ckpts/run-a/step-1000", last=("READY",))  # sorts before 300
+    assert src.scan().ready == []  # scan 2: behind the cursor, not listed
+    (swept,) = src.scan().ready  # scan 3: the full sweep
+    assert swept.uri is not None and swept.uri.endswith("/step-1000")
+    src.confirm(swept)
+    assert src.scan().ready == []
+    db.dispose()

@@ -67,6 +67,14 @@ class CursorStore(Protocol):
 
     def save(self, source: str, state: dict[str, Any]) -> None: ...
 
+    def remember(self, uri: str) -> None:
+        """``uri`` was recorded (a store that cannot see the checkpoints' locations keeps it)."""
+        ...
+
+    def recorded(self, uris: list[str]) -> set[str]:
+        """Those of ``uris`` recorded as checkpoint locations."""
+        ...
+
 
 class RunCursor(BaseModel):
     after: str = ""
@@ -80,6 +88,8 @@ class RunCursor(BaseModel):
 class Cursor(BaseModel):
     schema_version: Literal[1] = 1
     runs: dict[str, RunCursor] = Field(default_factory=dict)
+    scans: int = 0
+    """Scans made: every ``full_sweep_every``-th one lists the runs from their start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,7 @@ class ObjectStoreSource:
         hash_cache: HashCache | None = None,
         page_size: int = 1000,
         max_ready_per_scan: int = 16,
+        full_sweep_every: int = 0,
     ) -> None:
         self.root = root.rstrip("/")
         self.fs = fs
@@ -124,6 +135,10 @@ class ObjectStoreSource:
         self.max_ready_per_scan = max_ready_per_scan
         """Ready checkpoints a scan returns at most; the rest wait for the next one, so work
         is recorded (and the cursor moved) while a large backlog downloads."""
+        self.full_sweep_every = full_sweep_every
+        """Every this many scans (0: never) a scan lists each run from its start and takes any
+        folder behind the cursor that was never recorded: a name that sorted before the
+        cursor when it landed is found then."""
         self.downloads = 0
         """Checkpoints downloaded by this source (cache misses)."""
         self.listed = 0
@@ -152,6 +167,7 @@ class ObjectStoreSource:
         rc.open = [n for n in rc.open if n != name]
         _compact(rc)
         self._save(cursor)
+        self.cursors.remember(found.uri)
 
     # ------------------------------------------------------------ listing
 
@@ -216,6 +232,8 @@ class ObjectStoreSource:
         """List what is new (and what is still open) and judge each checkpoint folder."""
         now = time.time() if now is None else now
         cursor = self._cursor()
+        cursor.scans += 1
+        sweep = self.full_sweep_every > 0 and cursor.scans % self.full_sweep_every == 0
         ready: list[DiscoveredCheckpoint] = []
         pending: list[PendingCheckpoint] = []
         failed: list[DiscoveryFailure] = []
@@ -225,6 +243,8 @@ class ObjectStoreSource:
             rc = cursor.runs.setdefault(run, RunCursor())
             run_path = _join(self._bucket_path, run)
             names = sorted(set(rc.open) | set(self._new(run_path, rc)))
+            if sweep:
+                names = sorted(set(names) | set(self._missed(run, run_path, rc)))
             still_open = []
             for name in names:
                 if len(ready) >= self.max_ready_per_scan:
@@ -242,6 +262,21 @@ class ObjectStoreSource:
             _compact(rc)
         self._save(cursor)
         return ScanResult(ready=ready, pending=pending, failed=failed, scanned_at=now)
+
+    def _missed(self, run: str, run_path: str, rc: RunCursor) -> list[str]:
+        """Folders behind the cursor never recorded (they landed out of order)."""
+        behind = [n for n in self._dirs(run_path, "") if n <= rc.after and n not in rc.open]
+        missed = []
+        for start in range(0, len(behind), 500):
+            chunk = behind[start : start + 500]
+            uris = {f"{self.root}/{run}/{n}": n for n in chunk}
+            known = self.cursors.recorded(list(uris))
+            missed += [n for uri, n in uris.items() if uri not in known]
+        if missed:
+            log.warning(
+                "%s: %d folder(s) behind the cursor were never taken", self.root, len(missed)
+            )
+        return missed
 
     def _new(self, run_path: str, rc: RunCursor) -> Iterator[str]:
         taken = set(rc.taken)
@@ -402,6 +437,7 @@ def object_store_source(
         quiet_period_s=settings.quiet_period_s,
         allow_pickle=settings.allow_pickle,
         hash_cache=hash_cache,
+        full_sweep_every=settings.object_full_sweep_every,
     )
 
 
