@@ -26,9 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, Field
+from typing import Any, Literal
 
 from tripwire.errors import CheckpointError
 from tripwire.settings import Settings
@@ -52,44 +50,13 @@ from tripwire.sources.layout import (
 from tripwire.sources.local import read_checkpoint
 from tripwire.sources.metadata import load_sidecar, step_from_name
 from tripwire.sources.object_cache import CheckpointCache, listing_key
+from tripwire.sources.object_cursor import Cursor, CursorStore, RunCursor, compact
 from tripwire.store.db import Database
 
 log = logging.getLogger(__name__)
 
 MAX_INDEX_DOWNLOAD = 64 * 1024 * 1024
 """A shard index larger than this (bytes) is not read from the store."""
-
-
-class CursorStore(Protocol):
-    """Where cursors persist (``tripwire.store.cursors.DatabaseCursors``)."""
-
-    def load(self, source: str) -> dict[str, Any]: ...
-
-    def save(self, source: str, state: dict[str, Any]) -> None: ...
-
-    def remember(self, uri: str) -> None:
-        """``uri`` was recorded (a store that cannot see the checkpoints' locations keeps it)."""
-        ...
-
-    def recorded(self, uris: list[str]) -> set[str]:
-        """Those of ``uris`` recorded as checkpoint locations."""
-        ...
-
-
-class RunCursor(BaseModel):
-    after: str = ""
-    """Every checkpoint folder up to this name is taken: listing resumes after it."""
-    taken: list[str] = Field(default_factory=list)
-    """Folders after ``after`` already taken (an open one before them holds ``after``)."""
-    open: list[str] = Field(default_factory=list)
-    """Folders after ``after`` pending or failed: looked at again at every scan."""
-
-
-class Cursor(BaseModel):
-    schema_version: Literal[1] = 1
-    runs: dict[str, RunCursor] = Field(default_factory=dict)
-    scans: int = 0
-    """Scans made: every ``full_sweep_every``-th one lists the runs from their start."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +132,7 @@ class ObjectStoreSource:
         if name > rc.after and name not in rc.taken:
             rc.taken.append(name)
         rc.open = [n for n in rc.open if n != name]
-        _compact(rc)
+        compact(rc)
         self._save(cursor)
         self.cursors.remember(found.uri)
 
@@ -259,7 +226,7 @@ class ObjectStoreSource:
                     still_open.append(name)
                     (pending if isinstance(outcome, PendingCheckpoint) else failed).append(outcome)  # type: ignore[arg-type]
             rc.open = sorted(set(still_open))
-            _compact(rc)
+            compact(rc)
         self._save(cursor)
         return ScanResult(ready=ready, pending=pending, failed=failed, scanned_at=now)
 
@@ -447,12 +414,3 @@ def _wanted(name: str, allow_pickle: bool) -> bool:
     if name == "training_args.bin" or any(fnmatch(name, p) for p in TRAINER_STATE_PATTERNS):
         return False
     return allow_pickle or not is_pickle_weights(name)
-
-
-def _compact(rc: RunCursor) -> None:
-    """Move ``after`` past every taken folder that no open folder precedes."""
-    lowest_open = min(rc.open, default=None)
-    passed = [t for t in rc.taken if lowest_open is None or t < lowest_open]
-    if passed:
-        rc.after = max(rc.after, *passed)
-    rc.taken = sorted(t for t in rc.taken if t > rc.after)
