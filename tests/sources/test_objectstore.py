@@ -44,7 +44,9 @@ def test_a_checkpoint_uploaded_file_by_file_is_taken_only_when_complete(
         scan = src.scan()
         if i < len(names) - 1:
             assert scan.ready == [], f"taken after {name}"
-            assert [p.path.name for p in scan.pending] == ["step-100"]
+            assert [str(p.path) for p in scan.pending] == [
+                f"s3://{bucket.name}/ckpts/run-a/step-100"
+            ]
         else:
             (found,) = scan.ready
             assert found.uri == f"s3://{bucket.name}/ckpts/run-a/step-100"

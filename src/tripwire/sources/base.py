@@ -54,7 +54,8 @@ class PendingCheckpoint(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    path: Path
+    path: Path | str
+    """The folder, or the object-store URI (``s3://bucket/run/step-100``)."""
     reason: str
     """Why it is not taken yet, e.g. ``waiting for quiet period (12.0 s of 30.0 s)``."""
     waiting_for: WaitingFor = "quiet period"
@@ -68,7 +69,8 @@ class DiscoveryFailure(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    path: Path
+    path: Path | str
+    """The folder, or the object-store URI."""
     reason: str
     """What is wrong and, where there is one, the fix."""
     unsafe: bool = False

@@ -256,7 +256,7 @@ class ObjectStoreSource:
     ) -> DiscoveredCheckpoint | PendingCheckpoint | DiscoveryFailure | None:
         uri = f"{self.root}/{run}/{name}"
         prefix = _join(self._bucket_path, run, name)
-        where = Path(uri)
+        where = uri
         try:
             files = self._files(prefix)
             if not files:
