@@ -64,6 +64,9 @@ def make(folder: Path, *, host: str | None, user: str, database: str) -> list[st
     # machine that runs workers needs the same ledger_key: copy it with the passwords)
     if not remote and write(folder / "tripwire_secret_key", secrets.token_hex(32)):
         written.append("tripwire_secret_key")
+    # the upload webhook's HMAC key: give it to the trainers that announce checkpoints
+    if not remote and write(folder / "tripwire_webhook_secret", secrets.token_hex(32)):
+        written.append("tripwire_webhook_secret")
     path = folder / "ledger_key"
     if not path.exists() and remote:
         raise SystemExit(f"{path} is missing: copy it from the machine that runs compose")

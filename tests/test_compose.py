@@ -177,7 +177,7 @@ def test_secrets_are_files_and_each_service_gets_only_the_ones_it_needs(
     wanted = {
         "redis": {"redis_password"},
         "postgres": {"postgres_password"},
-        "api": urls | {"tripwire_secret_key"},
+        "api": urls | {"tripwire_secret_key", "tripwire_webhook_secret"},
         "scheduler": urls,
         "worker-gpu": urls,
         "worker-cpu": urls,

@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from tripwire.decisions.inputs import (
     counted_evaluations,
     is_held,
-    order_key,
     snapshot,
     with_scores,
 )
 from tripwire.errors import TripwireError
+from tripwire.lineage.graph import declared_parents, order_key, resolve_parent
 from tripwire.policy.backtest import ReplayStep, ReplaySummary, replay
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.policy.inputs import Snapshot
@@ -71,7 +71,9 @@ def run_backtest(
         if not runs:
             names = ", ".join(r.name for r in session.scalars(select(Run))) or "none stored"
             raise TripwireError(f"no run named {run!r}; runs: {names}")
-    pairs = [p for r in runs for p in _snapshots(session, r, policy.proxy_suite.content_hash)]
+    by_run = {r.name: _snapshots(session, r, policy.proxy_suite.content_hash) for r in runs}
+    parents = _parents(session, [c for pairs in by_run.values() for c, _ in pairs])
+    pairs = [p for name in _ancestors_first(by_run, parents) for p in by_run[name]]
     ids = [c.id for c, _ in pairs]
     decisions = session.scalars(
         select(Decision).where(Decision.checkpoint_id.in_(ids), Decision.verdict == "fired")
@@ -95,6 +97,7 @@ def run_backtest(
         initial_actions=policy.initial_actions(),
         compute_factor=compute_factor,
         held=frozenset(c.content_hash for c, _ in pairs if is_held(c)),
+        parents=parents,
     )
     for (checkpoint, snap), step in zip(pairs, steps, strict=True):
         summary.add(step)
@@ -110,6 +113,39 @@ def run_backtest(
             )
         )
     return Backtest(rows, summary, sum(r.active_deep for r in rows), compute_factor)
+
+
+def _parents(session: Session, checkpoints: list[Checkpoint]) -> dict[str, list[str]]:
+    """Each checkpoint's parents in the store, as content hashes (the replay's lineage)."""
+    found: dict[str, list[str]] = {}
+    for c in checkpoints:
+        resolved = [resolve_parent(session, ref) for ref in declared_parents(c)]
+        hashes = [p.content_hash for p in resolved if p is not None]
+        if hashes:
+            found[c.content_hash] = hashes
+    return found
+
+
+def _ancestors_first(
+    by_run: dict[str, list[tuple[Checkpoint, Snapshot]]], parents: dict[str, list[str]]
+) -> list[str]:
+    """Run names ordered so that a run comes after the runs its parents belong to (by name
+    otherwise; a cycle is broken by name)."""
+    run_of = {snap.checkpoint: name for name, pairs in by_run.items() for _, snap in pairs}
+    needs = {
+        name: {
+            run_of[p]
+            for _, snap in pairs
+            for p in parents.get(snap.checkpoint, [])
+            if p in run_of and run_of[p] != name
+        }
+        for name, pairs in by_run.items()
+    }
+    ordered: list[str] = []
+    while len(ordered) < len(by_run):
+        ready = sorted(n for n in by_run if n not in ordered and needs[n] <= set(ordered))
+        ordered.append(ready[0] if ready else min(n for n in by_run if n not in ordered))
+    return ordered
 
 
 def _rules(fired: list[str], deep: bool) -> str:

@@ -129,6 +129,27 @@ class Settings(BaseSettings):
     """Where signed heads are appended: a file (JSON lines) or an fsspec URL prefix
     (``s3://bucket/tripwire/anchor``). Unset: ``<home>/ledger-anchor.jsonl``."""
 
+    # ------------------------------------------------------------ intake (issue #11)
+    webhook_secret: SecretStr | None = None
+    """HMAC-SHA256 key of ``POST /v1/checkpoints`` (compose secret ``tripwire_webhook_secret``).
+    Unset: the endpoint answers 404."""
+    intake_roots: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Where announced checkpoints may live (comma-separated folders or URI prefixes such as
+    ``s3://bucket/checkpoints``); an announced URI outside them is refused (403)."""
+    webhook_max_bytes: int = Field(default=256 * 1024, gt=0)
+    """Largest webhook body accepted (bytes); more is refused (413)."""
+    webhook_max_age_s: float = Field(default=300.0, gt=0)
+    """A webhook request whose timestamp is further than this from the server's clock (s) is
+    refused as stale (401)."""
+    s3_endpoint_url: str | None = None
+    """S3-compatible endpoint for ``s3://`` sources (MinIO, Ceph, moto); unset: AWS."""
+    object_full_sweep_every: int = Field(default=360, ge=0)
+    """Every this many scans an object-store source lists its runs from the start, to take
+    folders whose names sorted before its cursor when they landed (0: never)."""
+    object_cache_bytes: int = Field(default=200 * 1024**3, gt=0)
+    """Bound of the local cache of checkpoints downloaded from object stores (bytes); least
+    recently used checkpoints are evicted past it."""
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -146,7 +167,7 @@ class Settings(BaseSettings):
             sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
         return tuple(sources)
 
-    @field_validator("notify_failures", "ledger_public_keys", mode="before")
+    @field_validator("notify_failures", "ledger_public_keys", "intake_roots", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):

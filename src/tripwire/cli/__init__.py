@@ -3,11 +3,22 @@ imported in the order ``tripwire --help`` lists them."""
 
 # isort: off
 from tripwire.cli.app import app
-from tripwire.cli import run, data, store, decide, review, access, notify, demo
+from tripwire.cli import run, data, store, decide, lineage, review, access, notify, demo
 
 # isort: on
 
-__all__ = ["access", "app", "data", "decide", "demo", "notify", "review", "run", "store"]
+__all__ = [
+    "access",
+    "app",
+    "data",
+    "decide",
+    "demo",
+    "lineage",
+    "notify",
+    "review",
+    "run",
+    "store",
+]
 
 
 def main() -> None:  # pragma: no cover - console script entry

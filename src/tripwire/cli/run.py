@@ -184,7 +184,10 @@ class _null:
 @app.command()
 @services_in_one_line
 def watch(
-    directory: Annotated[list[Path], typer.Argument(help="Folders where checkpoints land.")],
+    directory: Annotated[
+        list[str],
+        typer.Argument(help="Folders or object-store prefixes (s3://bucket/prefix) to watch."),
+    ],
     policy: Annotated[
         Path | None, typer.Option(help="Policy file; default TRIPWIRE_POLICY.")
     ] = None,

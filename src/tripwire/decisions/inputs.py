@@ -9,13 +9,21 @@ and ``tripwire backtest`` all read through these functions, and the run state is
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
-from tripwire.policy.backtest import RunState
+from tripwire.lineage.graph import (
+    compute_of,
+    declared_parents,
+    order_key,
+    previous_in_run,
+    resolve_parent,
+    with_parents,
+)
+from tripwire.policy.backtest import RunState, nearest_ancestor
 from tripwire.policy.inputs import Score, Snapshot
 from tripwire.store.models import (
     Checkpoint,
@@ -26,11 +34,6 @@ from tripwire.store.models import (
     TaskScore,
 )
 from tripwire.store.outcomes import unpack_hashes, unpack_values
-
-
-def order_key(checkpoint: Checkpoint) -> tuple[float, int]:
-    """Checkpoints of a run are decided in step order (no step: last, in discovery order)."""
-    return (checkpoint.step if checkpoint.step is not None else math.inf, checkpoint.id)
 
 
 def counted_evaluations(
@@ -95,12 +98,18 @@ def score_of(s: TaskScore) -> Score:
 def snapshot(checkpoint: Checkpoint, evaluation: Evaluation, run: str) -> Snapshot:
     """The engine's view of an evaluation, per-item outcomes included."""
     scores = {s.task: score_of(s) for s in evaluation.scores}
+    session = object_session(checkpoint)
+    flop = (
+        compute_of(session, checkpoint).cumulative.effective
+        if session is not None
+        else checkpoint.training_flop
+    )
     return Snapshot(
         checkpoint=checkpoint.content_hash,
         run=run,
         step=checkpoint.step,
         scores=scores,
-        training_flop=checkpoint.training_flop,
+        training_flop=flop,
         evaluated_at=evaluation.created_at,
     )
 
@@ -163,4 +172,66 @@ def run_state(session: Session, checkpoint: Checkpoint, suite_hash: str | None) 
         evaluation = times.get(c.id)
         at = evaluation.created_at if evaluation is not None else None
         state = state.after(c.content_hash, at, c.id in deep, held=is_held(c))
+    if state.baseline is None:  # no baseline in the run yet: the nearest across runs
+        found = lineage_baseline(session, checkpoint, suite_hash)
+        if found is not None:
+            evaluation = counted_evaluation(session, found.checkpoint.id, suite_hash)
+            at = evaluation.created_at if evaluation is not None else None
+            looks = state.looks_in_run
+            state = RunState(found.checkpoint.content_hash, at, looks, looks)
     return state
+
+
+@dataclass(frozen=True, slots=True)
+class LineageBaseline:
+    """The nearest deep-evaluated ancestor of a checkpoint, and how it was reached."""
+
+    checkpoint: Checkpoint
+    hops: int
+    """1 for a parent or the run's previous checkpoint, 2 for theirs, ..."""
+
+
+def can_be_baseline(session: Session, checkpoint: Checkpoint, suite_hash: str | None) -> bool:
+    """Decided, a deep evaluation dispatched, not held, and a proxy evaluation to compare with:
+    the same test the run's own fold applies (``RunState.after``)."""
+    return (
+        checkpoint.state == CheckpointState.decided
+        and not is_held(checkpoint)
+        and bool(deep_dispatched(session, [checkpoint.id]))
+        and counted_evaluation(session, checkpoint.id, suite_hash) is not None
+    )
+
+
+def lineage_baseline(
+    session: Session, checkpoint: Checkpoint, suite_hash: str | None
+) -> LineageBaseline | None:
+    """The baseline across runs: the nearest ancestor (previous checkpoint of a run, or a
+    parent named in the metadata; ties go to the one with more training compute) that can be a
+    baseline. None for a checkpoint whose lineage holds none (the baseline rule then fires)."""
+    if not checkpoint.parents and not _run_has_parents(session, checkpoint):
+        return None  # the common case, a run without parents: nothing outside it to look at
+    rows: dict[int, Checkpoint] = {checkpoint.id: checkpoint}
+
+    def neighbours(node: int) -> list[int]:
+        c = rows[node]
+        found = [previous_in_run(session, c)]
+        found += [resolve_parent(session, ref) for ref in declared_parents(c)]
+        out = []
+        for n in found:
+            if n is not None:
+                rows[n.id] = n
+                out.append(n.id)
+        return out
+
+    def rank(node: int) -> float:
+        flop = compute_of(session, rows[node]).cumulative.effective
+        return -1.0 if flop is None else flop
+
+    hit = nearest_ancestor(
+        checkpoint.id, neighbours, lambda n: can_be_baseline(session, rows[n], suite_hash), rank
+    )
+    return None if hit is None else LineageBaseline(rows[hit[0]], hit[1])
+
+
+def _run_has_parents(session: Session, checkpoint: Checkpoint) -> bool:
+    return bool(with_parents(session, checkpoint.run_id))

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from tripwire.decisions.decide import decide_checkpoint
-from tripwire.decisions.inputs import counted_evaluations, order_key
+from tripwire.decisions.inputs import counted_evaluations
 from tripwire.errors import TripwireError
+from tripwire.lineage.graph import order_key
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.policy.schema import LoadedPolicy
 from tripwire.store.db import Database

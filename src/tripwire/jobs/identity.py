@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tripwire.errors import CheckpointChangedError, CheckpointGoneError, SuiteChangedError
@@ -24,7 +25,7 @@ from tripwire.failures import is_transient
 from tripwire.sources import HashCache
 from tripwire.sources.hashing import FileChangedError
 from tripwire.sources.identity import Fingerprint, LocationCheck, check_location
-from tripwire.store.models import Checkpoint, Job
+from tripwire.store.models import Checkpoint, CheckpointLocation, Job
 from tripwire.suites import LoadedSuite, load_suite, suite_files
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class Subject:
 def subject_of(job: Job) -> Subject:
     checkpoint = job.checkpoint
     assert job.suite_path is not None
-    locations = list(dict.fromkeys([checkpoint.path, *(loc.path for loc in checkpoint.locations)]))
+    known = [checkpoint.path, *(loc.path for loc in checkpoint.locations)]
+    locations = list(dict.fromkeys(p for p in known if "://" not in p))  # URIs: not local
     raw = (checkpoint.meta or {}).get(FINGERPRINTS) or {}
     return Subject(
         job_id=job.id,
@@ -240,3 +242,15 @@ def _modified_since(suite: LoadedSuite, subject: Subject) -> str:
     base = suite.path.parent
     shown = [str(f.relative_to(base)) if f.is_relative_to(base) else str(f) for f in modified]
     return f"modified since: {', '.join(shown)}"
+
+
+def remember_uri(session: Session, checkpoint: Checkpoint, uri: str) -> None:
+    """Note the object-store URI a checkpoint was downloaded from as one of its locations
+    (parents may name it; jobs never read from it: they use the local copy)."""
+    seen = session.scalar(
+        select(CheckpointLocation.id).where(
+            CheckpointLocation.checkpoint_id == checkpoint.id, CheckpointLocation.path == uri
+        )
+    )
+    if seen is None:
+        session.add(CheckpointLocation(checkpoint_id=checkpoint.id, path=uri))

@@ -27,6 +27,7 @@ from tripwire.jobs import identity, retry
 from tripwire.jobs.celery_config import TASK_ROUTES
 from tripwire.jobs.context import TASK_NAMES, Context
 from tripwire.jobs.lease import Heartbeat, LostLease, assert_owner
+from tripwire.lineage.compute import estimate_flop, parameters_of_folder
 from tripwire.notify import producers as notify_producers
 from tripwire.results import SuiteResult
 from tripwire.sources import DiscoveredCheckpoint
@@ -121,6 +122,8 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
     """
     suite = ctx.policy.proxy_suite
     path = str(found.path)
+    params = parameters_of_folder(found.path)
+    active = params.active if params is not None else None
     with ctx.db.session() as session:
         checkpoint, created = repo.record_checkpoint(
             session,
@@ -132,12 +135,17 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
             parents=found.metadata.parents,
             tokens_seen=found.metadata.tokens_seen,
             training_flop=found.metadata.training_flop,
+            params_total=params.total if params is not None else None,
+            params_active=active,
+            estimated_flop=estimate_flop(active, found.metadata.tokens_seen),
             meta={
                 "notes": found.metadata.notes,
                 "total_bytes": found.total_bytes,
                 **identity.first_fingerprint(path, found.fingerprint),
             },
         )
+        if found.uri is not None:  # an object-store checkpoint: findable by its URI too
+            identity.remember_uri(session, checkpoint, found.uri)
         revived: list[int] = []
         if not created:  # the same content at another path, or seen again at this one
             identity.remember_location(session, checkpoint, path, found.fingerprint)

@@ -21,7 +21,8 @@ from tripwire.notify.sender import OutboxSender
 from tripwire.policy.schema import walk
 from tripwire.runner import Runner
 from tripwire.settings import Settings
-from tripwire.sources import LocalDirectorySource
+from tripwire.sources import CheckpointSource, LocalDirectorySource
+from tripwire.sources.objectstore import ObjectStoreSource, is_uri, object_store_source
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class Service:
     def __init__(
         self,
         settings: Settings,
-        directories: Sequence[Path],
+        directories: Sequence[Path | str],
         *,
         console: Console | None = None,
         runner: Runner | None = None,
@@ -52,8 +53,10 @@ class Service:
         )
         tasks.set_context(self.ctx)
         cache = self.ctx.hash_cache  # the watcher's hashes serve the jobs' identity checks
-        self.sources = [
-            LocalDirectorySource(
+        self.sources: list[CheckpointSource] = [
+            object_store_source(str(d), settings, self.ctx.db, cache)
+            if is_uri(str(d))
+            else LocalDirectorySource(
                 d,
                 quiet_period_s=settings.quiet_period_s,
                 allow_pickle=settings.allow_pickle,
@@ -75,6 +78,11 @@ class Service:
             after_poll=self.notifier.tick,
             reconcile_interval_s=settings.reconcile_interval_s,
         )
+        stores = [s for s in self.sources if isinstance(s, ObjectStoreSource)]
+        if stores:  # announced object-store URIs are fetched by the source they fall under
+            self.watcher.fetch = lambda uri: next(
+                (s for s in stores if uri.startswith(s.root + "/")), stores[0]
+            ).fetch(uri)
         self.console = console
         self._worker: EmbeddedWorker | None = None
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from tripwire.failures import FailureKind, classify_failure
 from tripwire.jobs.context import Context
 from tripwire.jobs.pipeline import ingest, reconcile
-from tripwire.sources import LocalDirectorySource, ScanResult
+from tripwire.sources import CheckpointSource, DiscoveredCheckpoint, ScanResult
 from tripwire.store import source_state
 from tripwire.store.models import utcnow
 from tripwire.store.source_state import NoteKind, Observed
@@ -37,6 +37,8 @@ class ScanSummary:
     pending: int = 0
     failed: int = 0
     resent: int = 0
+    announced: int = 0
+    """Checkpoints announced through the webhook and recorded in this pass."""
 
 
 class Watcher:
@@ -45,7 +47,7 @@ class Watcher:
     def __init__(
         self,
         ctx: Context,
-        sources: Sequence[LocalDirectorySource],
+        sources: Sequence[CheckpointSource],
         scan_interval_s: float = 10.0,
         *,
         after_poll: Callable[[], object] | None = None,
@@ -59,6 +61,9 @@ class Watcher:
         self.scan_interval_s = scan_interval_s
         self.reconcile_interval_s = reconcile_interval_s or scan_interval_s
         self.after_poll = after_poll
+        self.fetch: Callable[[str], DiscoveredCheckpoint] | None = None
+        """Downloads and identifies an announced object-store URI (an object-store source's
+        ``fetch``); unset, such events wait for a watcher that has one."""
         self._logged: set[tuple[str, str]] = set()
         self._ingested: dict[str, set[tuple[str, str]]] = {}
         """Per source root: (content hash, path) pairs ingested and still seen ready. A pair that
@@ -100,9 +105,22 @@ class Watcher:
                 self._sync(root, {root: Observed(NoteKind.scan, reason)}, [root])
                 continue
             self._take(source, scan, summary)
+        self._take_announced(summary)
         return summary
 
-    def _take(self, source: LocalDirectorySource, scan: ScanResult, summary: ScanSummary) -> None:
+    def _take_announced(self, summary: ScanSummary) -> None:
+        """Checkpoints announced through the webhook, through the same ingest (issue #11)."""
+        from tripwire.intake.take import take_events
+
+        try:
+            summary.announced = take_events(self.ctx, fetch=self.fetch)
+        except Exception as exc:
+            error = classify_failure(exc)
+            if error.kind == FailureKind.transient:
+                raise
+            log.exception("taking announced checkpoints failed; the scan goes on")
+
+    def _take(self, source: CheckpointSource, scan: ScanResult, summary: ScanSummary) -> None:
         root = str(source.root)
         observed: dict[str, Observed] = {}
         for failure in scan.failed:
@@ -130,6 +148,9 @@ class Watcher:
                 )
                 continue
             now_ready.add(key)
+            confirm = getattr(source, "confirm", None)
+            if confirm is not None:  # an object-store source moves its cursor past it
+                confirm(found)
             if created:
                 short = found.content_hash.removeprefix("sha256:")[:12]
                 summary.new.append(f"{found.run} step {found.step} ({short})")

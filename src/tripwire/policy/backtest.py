@@ -13,9 +13,10 @@ Beside the policy the replay runs an effective-compute trigger (a deep evaluatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from tripwire.policy.engine import EPOCH, evaluate_policy
 from tripwire.policy.inputs import Lineage, Snapshot
@@ -51,6 +52,44 @@ class RunState:
         return RunState(
             self.baseline, self.baseline_at, self.looks_since_baseline + 1, self.looks_in_run + 1
         )
+
+
+N = TypeVar("N", bound=Hashable)
+
+
+def nearest_ancestor(
+    start: N,
+    neighbours: Callable[[N], Sequence[N]],
+    qualifies: Callable[[N], bool],
+    rank: Callable[[N], float] = lambda _: 0.0,
+    *,
+    limit: int = 10_000,
+) -> tuple[N, int] | None:
+    """The baseline across runs: the ancestor of ``start`` nearest in hops that ``qualifies``
+    (deep-evaluated, not held), with its distance. Pure: the graph comes in as ``neighbours``
+    (the previous checkpoint of the run, then the parents named in the metadata).
+
+    Among ancestors at the same distance (the parents of a merge) the highest ``rank`` (the
+    most training compute: the strongest parent, so a gain is measured against the best of
+    them) wins, then the order ``neighbours`` gives. ``limit`` bounds the nodes looked at.
+    """
+    seen = {start}
+    frontier = [start]
+    hops = 0
+    while frontier and len(seen) <= limit:
+        hops += 1
+        layer: list[N] = []
+        for node in frontier:
+            for nxt in neighbours(node):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    layer.append(nxt)
+        found = [n for n in layer if qualifies(n)]
+        if found:
+            best = max(range(len(found)), key=lambda i: (rank(found[i]), -i))
+            return found[best], hops
+        frontier = layer
+    return None
 
 
 def as_of(snapshot: Snapshot) -> datetime:
@@ -109,6 +148,8 @@ class _Run:
     baseline: Snapshot | None = None
     compute_reference: float | None = None
     """Training compute at the compute trigger's last firing."""
+    last: str | None = None
+    """The run's last replayed checkpoint (content hash)."""
 
 
 @dataclass(slots=True)
@@ -135,16 +176,27 @@ def replay(
     initial_actions: Actions,
     compute_factor: float = 4.0,
     held: frozenset[str] = frozenset(),
+    parents: Mapping[str, Sequence[str]] | None = None,
 ) -> Iterator[ReplayStep]:
     """Replay ``snapshots`` (in step order within each run) through ``policy``.
 
     A snapshot's ``evaluated_at`` is its time: ``now`` for its rules, and, once it is a
     baseline, the time cadence rules count from. ``held``: checkpoints (content hashes) held
-    for review, which never become baselines.
+    for review, which never become baselines. ``parents``: each checkpoint's parents (content
+    hashes; a run's later checkpoints inherit its first's), replayed before it: a run without a
+    baseline of its own takes the nearest ancestor the replay evaluated deeply, as the live
+    decision does (``decisions.inputs.run_state``).
     """
     runs: dict[str, _Run] = {}
+    baselines: dict[str, Snapshot] = {}
+    previous: dict[str, str] = {}
     for snap in snapshots:
         run = runs.setdefault(snap.run, _Run())
+        if run.last is not None:
+            previous[snap.checkpoint] = run.last
+        run.last = snap.checkpoint
+        if run.state.baseline is None and parents:
+            _adopt(run, snap.checkpoint, parents, previous, baselines)
         lineage = run.state.lineage()
         verdicts, deep = decide_step(
             policy, run.state, snap, run.baseline, initial_actions=initial_actions
@@ -157,7 +209,33 @@ def replay(
         )
         if run.state.baseline == snap.checkpoint:
             run.baseline = snap
+            baselines[snap.checkpoint] = snap
         yield step
+
+
+def _adopt(
+    run: _Run,
+    checkpoint: str,
+    parents: Mapping[str, Sequence[str]],
+    previous: Mapping[str, str],
+    baselines: Mapping[str, Snapshot],
+) -> None:
+    """Give ``run`` the nearest ancestor of ``checkpoint`` that became a baseline, if any."""
+
+    def neighbours(node: str) -> list[str]:
+        before = previous.get(node)
+        return ([before] if before is not None else []) + list(parents.get(node, ()))
+
+    def rank(node: str) -> float:
+        flop = baselines[node].training_flop
+        return -1.0 if flop is None else flop
+
+    hit = nearest_ancestor(checkpoint, neighbours, lambda n: n in baselines, rank)
+    if hit is not None:
+        base = baselines[hit[0]]
+        looks = run.state.looks_in_run
+        run.state = RunState(base.checkpoint, base.evaluated_at, looks, looks)
+        run.baseline = base
 
 
 def _compute(run: _Run, snap: Snapshot, factor: float) -> bool | None:

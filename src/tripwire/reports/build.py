@@ -14,9 +14,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tripwire.decisions.inputs import earlier_in_run, is_held, order_key, score_of
+from tripwire.decisions.inputs import earlier_in_run, is_held, score_of
 from tripwire.decisions.read import DecisionSet, StoredDecision, decision_sets
 from tripwire.decisions.record import SubjectRecord
+from tripwire.lineage.graph import compute_of, order_key
 from tripwire.policy.compare import measure_change
 from tripwire.policy.stats import mcnemar_midp
 from tripwire.reports.evaluations import evaluation_of
@@ -256,6 +257,7 @@ def checkpoint_report(
                 previous=_ref(before[0]) if before else None,
             )
         )
+    compute = compute_of(session, cp).cumulative
     return CheckpointReport(
         generated_at=now or datetime.now(UTC),
         checkpoint=CheckpointInfo(
@@ -265,7 +267,11 @@ def checkpoint_report(
             stage=cp.stage,
             path=cp.path,
             locations=[loc.path for loc in cp.locations],
-            training_flop=cp.training_flop,
+            training_flop=compute.effective,
+            declared_flop=compute.declared,
+            estimated_flop=compute.estimated,
+            params_total=cp.params_total,
+            params_active=cp.params_active,
             tokens_seen=cp.tokens_seen,
             state=cp.state.value,
             error=cp.error,

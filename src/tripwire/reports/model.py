@@ -222,7 +222,15 @@ class CheckpointInfo(_Model):
     locations: list[str] = Field(default_factory=list)
     """Every path the same weights were seen under."""
     training_flop: float | None = None
-    """Training compute in FLOP, declared or estimated; None when unknown."""
+    """Training compute in FLOP along the lineage (each term declared, else estimated 6·N·D);
+    None when unknown. What compute rules see."""
+    declared_flop: float | None = None
+    """Cumulative compute from declared figures only (None if any is missing)."""
+    estimated_flop: float | None = None
+    """Cumulative compute from 6·N·D estimates only (None if any is missing)."""
+    params_total: int | None = None
+    params_active: int | None = None
+    """Parameters per token (a mixture of experts: fewer than ``params_total``)."""
     tokens_seen: int | None = None
     state: CheckpointState
     error: str | None = None
@@ -317,7 +325,11 @@ class TrajectoryPoint(_Model):
     """Held for review now (it cannot become a baseline)."""
     tokens_seen: int | None = None
     training_flop: float | None = None
-    """Training compute to date (cumulative), in FLOP."""
+    """Training compute to date along the lineage (declared, else estimated), in FLOP: the
+    compute axis."""
+    declared_flop: float | None = None
+    estimated_flop: float | None = None
+    """Declared and estimated cumulative compute, side by side."""
     compute_rule_fired: bool | None = None
     """Whether an effective-compute rule (``RunReport.compute_rule``) would have called for a
     deep evaluation here; None when the compute is unknown."""

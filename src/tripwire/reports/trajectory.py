@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from tripwire.decisions.inputs import is_held
 from tripwire.decisions.read import sets_by_checkpoint
 from tripwire.decisions.record import SubjectRecord
+from tripwire.lineage.graph import compute_of
 from tripwire.policy.backtest import compute_trigger
 from tripwire.policy.engine import BASELINE_RULE_ID
 from tripwire.reports.evaluations import evaluation_of
@@ -58,6 +59,7 @@ def run_report(session: Session, run_id: int, now: datetime | None = None) -> Ru
             if task not in tasks:
                 tasks.append(task)
         base = first.record.baseline if first else None
+        compute = compute_of(session, cp).cumulative
         points.append(
             TrajectoryPoint(
                 step=cp.step,
@@ -74,7 +76,9 @@ def run_report(session: Session, run_id: int, now: datetime | None = None) -> Ru
                 deep_evaluated=cp.id in deep_ids,
                 held=is_held(cp),
                 tokens_seen=cp.tokens_seen,
-                training_flop=cp.training_flop,
+                training_flop=compute.effective,
+                declared_flop=compute.declared,
+                estimated_flop=compute.estimated,
                 baseline_step=base.step if base else None,
                 baseline_scores={
                     t: s.score

@@ -39,6 +39,9 @@ class DiscoveredCheckpoint(BaseModel):
     fingerprint: Fingerprint | None = None
     """Size, mtime and inode of each hashed file when it was hashed: a job compares it with
     the folder's to tell cheaply that the content is unchanged."""
+    uri: str | None = None
+    """Where an object-store source found it (``s3://bucket/run/step-100``); ``path`` is then
+    the local copy in the download cache."""
 
 
 WaitingFor = Literal[
@@ -51,7 +54,8 @@ class PendingCheckpoint(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    path: Path
+    path: Path | str
+    """The folder, or the object-store URI (``s3://bucket/run/step-100``)."""
     reason: str
     """Why it is not taken yet, e.g. ``waiting for quiet period (12.0 s of 30.0 s)``."""
     waiting_for: WaitingFor = "quiet period"
@@ -65,7 +69,8 @@ class DiscoveryFailure(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    path: Path
+    path: Path | str
+    """The folder, or the object-store URI."""
     reason: str
     """What is wrong and, where there is one, the fix."""
     unsafe: bool = False
@@ -93,7 +98,13 @@ Outcome = DiscoveredCheckpoint | PendingCheckpoint | DiscoveryFailure
 
 
 class CheckpointSource(Protocol):
-    """Where checkpoints land. Implementations: ``LocalDirectorySource``."""
+    """Where checkpoints land. Implementations: ``LocalDirectorySource``,
+    ``ObjectStoreSource``."""
+
+    @property
+    def root(self) -> Path | str:
+        """The folder or URI watched."""
+        ...
 
     def scan(self, now: float | None = None) -> ScanResult:
         """Look at every candidate checkpoint once; ``now`` is Unix time in seconds."""

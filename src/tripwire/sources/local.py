@@ -135,7 +135,7 @@ class LocalDirectorySource:
         def unlistable(exc: OSError) -> None:
             failure = unlistable_failure(exc, self.root)
             if failure is not None:
-                unlisted.append(failure.path)
+                unlisted.append(Path(failure.path))
                 outcomes.append(failure)
 
         for dirpath, dirnames, filenames in os.walk(

@@ -33,6 +33,9 @@ MAX_PARENTS = 64
 MAX_NOTES = 64
 MAX_NOTE_KEY_CHARS = 255
 MAX_NOTE_CHARS = 4096
+MAX_PARENT_CHARS = 4096
+PARENT_SCHEMES = ("s3://", "gs://", "az://", "file://")
+"""URI schemes a parent may be named by (besides a content hash or an absolute path)."""
 
 NoteKey = Annotated[str, StringConstraints(max_length=MAX_NOTE_KEY_CHARS)]
 NoteValue = Annotated[str, StringConstraints(max_length=MAX_NOTE_CHARS)]
@@ -54,21 +57,37 @@ class CheckpointMetadata(BaseModel):
     stage: str = Field(default="pretrain", min_length=1, max_length=MAX_STAGE_CHARS)
     """Free text; usually pretrain, sft, preference, merge or distill."""
     parents: list[str] = Field(default_factory=list, max_length=MAX_PARENTS)
-    """Content hashes (``sha256:<hex>``) of the checkpoints this one was made from."""
+    """The checkpoints this one was made from (several for a merge): each a content hash
+    (``sha256:<hex>``), an object-store URI (``s3://bucket/run/step-100``) or an absolute path
+    where the parent was seen."""
     tokens_seen: int | None = Field(default=None, ge=0, le=MAX_TOKENS)
-    """Training tokens seen so far."""
+    """Training tokens seen in this checkpoint's own run (stage), from its start: a fine-tune
+    counts its fine-tuning tokens, not its base's."""
     training_flop: float | None = Field(default=None, ge=0, le=MAX_FLOP, allow_inf_nan=False)
-    """Declared training compute in FLOP."""
+    """Declared training compute of this checkpoint's own run so far, in FLOP (the parents'
+    compute is added along the lineage, not here)."""
     notes: dict[NoteKey, NoteValue] = Field(default_factory=dict, max_length=MAX_NOTES)
-    """Free-form notes, e.g. data modality fractions."""
+    """Free-form data notes, e.g. data modality fractions."""
 
     @field_validator("parents")
     @classmethod
     def _parents_are_hashes(cls, parents: list[str]) -> list[str]:
-        bad = [p for p in parents if not re.match(CONTENT_HASH_PATTERN, p)]
+        bad = [p for p in parents if not is_parent_ref(p)]
         if bad:
-            raise ValueError(f"parents must be content hashes 'sha256:<64 hex>', got {bad[0]!r}")
+            raise ValueError(
+                "each parent must be a content hash 'sha256:<64 hex>', an object-store URI "
+                f"({', '.join(PARENT_SCHEMES)}) or an absolute path, got {bad[0][:200]!r}"
+            )
         return parents
+
+
+def is_parent_ref(ref: str) -> bool:
+    """A content hash, an object-store URI or an absolute path, without ``..`` parts."""
+    if re.match(CONTENT_HASH_PATTERN, ref):
+        return True
+    if not 1 <= len(ref) <= MAX_PARENT_CHARS or "\x00" in ref or ".." in ref.split("/"):
+        return False
+    return ref.startswith(PARENT_SCHEMES) or ref.startswith("/")
 
 
 def load_sidecar(path: Path, size_bytes: int | None = None) -> CheckpointMetadata:

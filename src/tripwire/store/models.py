@@ -102,6 +102,12 @@ class Checkpoint(Base):
     tokens_seen: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     """Tokens of training so far: trillions for a frontier run (a 64-bit column)."""
     training_flop: Mapped[float | None] = mapped_column(Float)
+    """Declared training compute of the checkpoint's own run so far (FLOP)."""
+    params_total: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    params_active: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    """Parameters per token (a mixture of experts: fewer than ``params_total``)."""
+    estimated_flop: Mapped[float | None] = mapped_column(Float)
+    """6·params_active·tokens_seen (FLOP): the run's own compute when none is declared."""
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     path: Mapped[str] = mapped_column(Text)
     """Where it was first seen; every location is in ``locations``."""
@@ -124,7 +130,10 @@ class CheckpointLocation(Base):
     path: Mapped[str] = mapped_column(Text)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     checkpoint: Mapped[Checkpoint] = relationship(back_populates="locations")
-    __table_args__ = (UniqueConstraint("checkpoint_id", "path"),)
+    __table_args__ = (
+        UniqueConstraint("checkpoint_id", "path"),
+        Index("ix_checkpoint_locations_path", "path"),
+    )
 
 
 class SourceFailure(Base):
@@ -403,3 +412,8 @@ class LedgerEntry(Base):
     """Which key signed it (``tripwire.store.seal.key_id``)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+
+
+from tripwire.store.intake_models import IntakeEvent, SourceCursor  # noqa: E402
+
+__all__ = ["IntakeEvent", "SourceCursor"]

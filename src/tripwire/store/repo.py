@@ -61,6 +61,9 @@ def record_checkpoint(
     parents: list[str] | None = None,
     tokens_seen: int | None = None,
     training_flop: float | None = None,
+    params_total: int | None = None,
+    params_active: int | None = None,
+    estimated_flop: float | None = None,
     meta: dict[str, Any] | None = None,
 ) -> tuple[Checkpoint, bool]:
     """Insert a checkpoint by content hash, or add a location to the existing one.
@@ -81,6 +84,9 @@ def record_checkpoint(
                     parents=parents or [],
                     tokens_seen=tokens_seen,
                     training_flop=training_flop,
+                    params_total=params_total,
+                    params_active=params_active,
+                    estimated_flop=estimated_flop,
                     meta=meta or {},
                     path=path,
                 )

@@ -29,6 +29,7 @@ from tripwire.store.source_state import reconcile_health
 from tripwire.web import auth
 from tripwire.web.api import api_router
 from tripwire.web.apidocs import add_api_docs
+from tripwire.web.intake import intake_router
 from tripwire.web.pages import pages_router
 from tripwire.web.reviews import reviews_router
 
@@ -83,6 +84,7 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
     app.include_router(api_router(db))
     app.include_router(pages_router(db))
     app.include_router(reviews_router(db))
+    app.include_router(intake_router(db, settings))
 
     @app.get("/metrics", response_class=Response, tags=["operations"])
     def metrics() -> Response:

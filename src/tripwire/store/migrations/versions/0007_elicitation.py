@@ -1,7 +1,7 @@
 """elicitation profiles: a task score's profile, every profile's score, inference compute
 
-Revision ID: 0006_elicitation
-Revises: 0005
+Revision ID: 0007_elicitation
+Revises: 0006_lineage
 Create Date: 2026-11-30 05:10:00
 
 Plain ADD COLUMN (never a table rebuild), so the append-only triggers on task_scores stay.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_elicitation"
-down_revision = "0005"
+revision = "0007_elicitation"
+down_revision = "0006_lineage"
 branch_labels = None
 depends_on = None
 
