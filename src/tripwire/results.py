@@ -101,6 +101,8 @@ class Versions(BaseModel):
     """lm-eval's model type the scores came from (``hf``, ``vllm``); left out in older results."""
     dtype: str | None = Field(default=None, exclude_if=lambda v: v is None)
     """The dtype the weights were held in (``float32``, ``bfloat16``); left out in older results."""
+    logs: list[str] | None = Field(default=None, exclude_if=lambda v: v is None)
+    """Where a deep suite's harness kept its logs (Inspect's ``.eval`` files)."""
     cached_answers: int | None = Field(default=None, exclude_if=lambda v: v is None)
     """Model answers taken from the response cache (``tripwire.runner.responses``) rather than
     computed; left out when the cache was off."""

@@ -183,6 +183,21 @@ class CommandSpec(BaseModel):
     """Extra environment variables for the command (the worker's own are passed too)."""
 
 
+class InspectSpec(BaseModel):
+    """A deep suite of Inspect tasks (``inspect_ai``), run on the checkpoint through Inspect's
+    Hugging Face provider; each suite task names an Inspect task (``tasks/agentic.py@ctf``,
+    relative to the suite file, or a registered name)."""
+
+    model_config = ConfigDict(extra="forbid")
+    time_limit_s: float = Field(default=3600.0, gt=0)
+    """The whole suite's time limit; past it the run is killed and the job fails."""
+    limit: int | None = Field(default=None, gt=0)
+    """Samples per task; default all."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    model_args: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    """Further arguments of Inspect's ``hf`` provider (``chat_template``, ``batch_size``...)."""
+
+
 class Suite(BaseModel):
     """A suite file."""
 
@@ -203,6 +218,8 @@ class Suite(BaseModel):
     """lm-eval's random, numpy, torch and few-shot seeds."""
     model: ModelSettings = Field(default_factory=ModelSettings)
     """How checkpoints are loaded and prompted for this suite (``ModelSettings``)."""
+    inspect: InspectSpec | None = None
+    """Deep suites: run these Inspect tasks instead of lm-eval (``InspectSpec``)."""
     command: CommandSpec | None = None
     """Deep suites: run this harness instead of lm-eval; ``tasks`` names the scores it reports.
     Put the harness's code under ``include`` so that it is part of the suite's identity."""
@@ -220,9 +237,12 @@ class Suite(BaseModel):
                 "alert_level and critical_level belong to deep suites; in a proxy suite, "
                 "levels are a policy's level rules"
             )
-        if self.command is not None:
+        if self.command is not None and self.inspect is not None:
+            raise ValueError("give either command or inspect, not both")
+        if self.command is not None or self.inspect is not None:
+            how = "command" if self.command is not None else "inspect"
             if self.kind != "deep":
-                raise ValueError("command: runs deep evaluations; a proxy suite uses lm-eval tasks")
+                raise ValueError(f"{how}: runs deep evaluations; a proxy suite uses lm-eval tasks")
             for i, t in enumerate(self.tasks):
                 if (
                     t.num_fewshot is not None
@@ -232,7 +252,7 @@ class Suite(BaseModel):
                 ):
                     raise ValueError(
                         f"tasks.{i}: num_fewshot, limit, subset and profiles are lm-eval's; "
-                        "a command suite's tasks name the scores its command reports"
+                        f"a {how} suite's tasks name the scores it reports"
                     )
         names = [t.task for t in self.tasks]
         dupes = sorted({n for n in names if names.count(n) > 1})

@@ -52,6 +52,7 @@ def eval_command(
             allow_pickle=settings.allow_pickle,
             cache_dir=settings.home / "cache",
             data_dir=settings.home / "data",
+            logs_dir=settings.home / "logs",
             responses=response_cache_for(settings),
         )
         with (

@@ -94,6 +94,7 @@ def context_from_settings(
             allow_pickle=settings.allow_pickle,
             cache_dir=settings.home / "cache",
             data_dir=settings.home / "data",
+            logs_dir=settings.home / "logs",
             progress=False,  # a worker's log is not a terminal
             responses=response_cache_for(settings),
         ),

@@ -255,6 +255,9 @@ def checkpoint_report(
                 state=job.state.value,
                 error=job.error,
                 previous=_ref(before[0]) if before else None,
+                logs=[str(x) for x in (evaluation.versions or {}).get("logs") or []]
+                if evaluation
+                else [],
             )
         )
     compute = compute_of(session, cp).cumulative

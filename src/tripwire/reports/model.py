@@ -179,6 +179,8 @@ class DeepResult(_Model):
     previous: CheckpointRef | None = None
     """The run's previous checkpoint evaluated with the same deep suite (``scores[*].change``
     is measured from it)."""
+    logs: list[str] = Field(default_factory=list)
+    """Where the suite's harness kept its logs (Inspect's ``.eval`` files), as it reported."""
 
 
 class ReviewRow(_Model):

@@ -67,6 +67,8 @@ class CommandTask(BaseModel):
 class CommandOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tasks: dict[str, CommandTask]
+    logs: list[str] = Field(default_factory=list)
+    """Where the harness kept its logs (paths or URLs), shown with the results."""
 
 
 def _argv(spec: CommandSpec, fields: dict[str, str]) -> list[str]:
@@ -87,9 +89,11 @@ def _tail(path: Path) -> str:
     return text[-OUTPUT_TAIL:].strip()
 
 
-def run_command(checkpoint: Path, suite: LoadedSuite) -> SuiteResult:
-    """Run the suite's command on ``checkpoint`` and read its scores."""
-    spec = suite.suite.command
+def run_command(
+    checkpoint: Path, suite: LoadedSuite, spec: CommandSpec | None = None
+) -> SuiteResult:
+    """Run the suite's command (or ``spec``) on ``checkpoint`` and read its scores."""
+    spec = spec or suite.suite.command
     assert spec is not None
     started = datetime.now(UTC)
     t0 = time.perf_counter()
@@ -224,7 +228,13 @@ def _suite_result(
         suite_hash=suite.content_hash,
         model_path=str(checkpoint),
         tasks=tasks,
-        versions=Versions(lm_eval="none", transformers="none", torch="none", tripwire=__version__),
+        versions=Versions(
+            lm_eval="none",
+            transformers="none",
+            torch="none",
+            tripwire=__version__,
+            logs=parsed.logs or None,
+        ),
         started_at=started,
         duration_s=duration_s,
         seed=suite.suite.seed,

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -124,6 +125,7 @@ class Runner:
         progress: bool = True,
         model_class: type[Any] | None = None,
         responses: ResponseCache | None = None,
+        logs_dir: Path | None = None,
         data_dir: Path | None = None,
     ) -> None:
         self.device = device
@@ -136,6 +138,8 @@ class Runner:
         self.model_class = model_class
         """lm-eval's ``HFLM`` or a subclass of it (default ``HFLM``), constructed with the same
         arguments; a subclass can change how the model is called (tests inject failures)."""
+        self.logs_dir = logs_dir
+        """Where harnesses that keep logs (Inspect) write them; default a temporary folder."""
         self.responses = responses
         """Cached model answers keyed by the checkpoint's content (``runner.responses``); used
         when ``evaluate`` is given the checkpoint's content hash."""
@@ -322,6 +326,8 @@ class Runner:
 
             check_checkpoint_files(checkpoint, allow_pickle=self.allow_pickle)
             return run_command(checkpoint, suite)
+        if suite.suite.inspect is not None:
+            return self._inspect(checkpoint, suite)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         self.check_data(suite)  # before the model loads: name every missing benchmark
@@ -362,6 +368,37 @@ class Runner:
         return result.model_copy(
             update={"started_at": started, "duration_s": time.perf_counter() - t0}
         )
+
+    def _inspect(self, checkpoint: Path, suite: LoadedSuite) -> SuiteResult:
+        """Inspect tasks, run by the command contract in a process of their own."""
+        from tripwire.runner.command import run_command
+        from tripwire.suites import CommandSpec
+
+        spec = suite.suite.inspect
+        assert spec is not None
+        check_checkpoint_files(checkpoint, allow_pickle=self.allow_pickle)
+        if importlib.util.find_spec("inspect_ai") is None:
+            raise SuiteError(
+                suite.path, ["inspect: inspect_ai is not installed here (pip install inspect_ai)"]
+            )
+        logs = self.logs_dir or Path(tempfile.gettempdir()) / "tripwire-inspect-logs"
+        command = CommandSpec(
+            argv=[
+                sys.executable,
+                "-m",
+                "tripwire.runner.inspect_tasks",
+                "{checkpoint}",
+                "{result}",
+                "--suite",
+                str(suite.path),
+                "--log-dir",
+                str(logs / suite.name),
+                "--device",
+                self.device,
+            ],
+            timeout_s=spec.time_limit_s,
+        )
+        return run_command(checkpoint, suite, command)
 
     def _evaluate(
         self,

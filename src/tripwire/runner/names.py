@@ -25,8 +25,8 @@ def custom_index(suite: LoadedSuite) -> dict[str, dict[str, Any]]:
 
 def lm_eval_names(suite: LoadedSuite) -> list[tuple[str, str]]:
     """The lm-eval names a suite runs, each with its field: every task and every profile's
-    variant. A command suite runs none (its tasks name the scores its command reports)."""
-    if suite.suite.command is not None:
+    variant. A command or Inspect suite runs none (its tasks name the scores it reports)."""
+    if suite.suite.command is not None or suite.suite.inspect is not None:
         return []
     found: list[tuple[str, str]] = []
     for i, entry in enumerate(suite.suite.tasks):
