@@ -30,7 +30,7 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install . "flower==${FLOWER_VERSION}"
+RUN pip install ".[inspect]" "flower==${FLOWER_VERSION}"
 
 COPY evals ./evals
 COPY triggers ./triggers
