@@ -3,7 +3,7 @@ imported in the order ``tripwire --help`` lists them."""
 
 # isort: off
 from tripwire.cli.app import app
-from tripwire.cli import run, data, store, decide, lineage, review, access, notify, demo
+from tripwire.cli import run, data, store, decide, lineage, system, review, access, notify, demo
 
 # isort: on
 
@@ -18,6 +18,7 @@ __all__ = [
     "review",
     "run",
     "store",
+    "system",
 ]
 
 

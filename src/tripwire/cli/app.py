@@ -35,6 +35,10 @@ db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_he
 app.add_typer(db_app, name="db")
 cache_app = typer.Typer(help="The response cache of model answers.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+system_app = typer.Typer(
+    help="Served systems (OpenAI-compatible endpoints) as subjects.", no_args_is_help=True
+)
+app.add_typer(system_app, name="system")
 console = Console(width=None if sys.stdout.isatty() else 160)  # piped: no 80-column wrap
 err = Console(stderr=True)
 

@@ -27,6 +27,7 @@ from tripwire.sources.hashing import FileChangedError
 from tripwire.sources.identity import Fingerprint, LocationCheck, check_location
 from tripwire.store.models import Checkpoint, CheckpointLocation, Job
 from tripwire.suites import LoadedSuite, load_suite, suite_files
+from tripwire.systems import is_system
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,8 @@ class Subject:
     suite_path: Path
     suite_hash: str | None
     created_at: datetime
+    system: str | None = None
+    """A served system's URI (``tripwire.systems``): scored at its endpoint, no folder."""
 
 
 def subject_of(job: Job) -> Subject:
@@ -90,6 +93,7 @@ def subject_of(job: Job) -> Subject:
         suite_path=Path(job.suite_path),
         suite_hash=job.suite_hash,
         created_at=job.created_at,
+        system=checkpoint.path if is_system(checkpoint.path) else None,
     )
 
 

@@ -33,6 +33,7 @@ from tripwire.results import SuiteResult
 from tripwire.sources import DiscoveredCheckpoint
 from tripwire.store import repo
 from tripwire.store.models import Checkpoint, CheckpointState, Job, JobKind, JobState, utcnow
+from tripwire.systems import SystemSpec
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +167,44 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
     if new_job:
         ctx.send(TASK_NAMES[JobKind.proxy_eval], job_id)
     send_jobs(ctx, revived)
+    return checkpoint_id, created
+
+
+def ingest_system(
+    ctx: Context, system: SystemSpec, run: str, step: int | None, stage: str = "deployed"
+) -> tuple[int, bool]:
+    """Record a served system as a subject and its proxy job; send the job if it is new.
+
+    Returns (checkpoint id, whether it is new). Registering the same declaration again changes
+    nothing; a new version is a new subject in the same run.
+    """
+    suite = ctx.policy.proxy_suite
+    with ctx.db.session() as session:
+        if step is None:
+            step = repo.next_step(session, run)
+        checkpoint, created = repo.record_checkpoint(
+            session,
+            content_hash=system.content_hash,
+            path=system.uri(),
+            run=run,
+            step=step,
+            stage=stage,
+            meta={"system": system.model_dump()},
+        )
+        job, new_job = repo.ensure_job(
+            session,
+            key=f"proxy:{system.content_hash}:{suite.content_hash}",
+            max_attempts=ctx.max_attempts,
+            kind=JobKind.proxy_eval,
+            checkpoint_id=checkpoint.id,
+            suite_path=str(suite.path),
+            suite_hash=suite.content_hash,
+        )
+        checkpoint_id, job_id = checkpoint.id, job.id
+        if new_job:
+            job.enqueued_at = utcnow()
+    if new_job:
+        ctx.send(TASK_NAMES[JobKind.proxy_eval], job_id)
     return checkpoint_id, created
 
 
@@ -316,15 +355,18 @@ def _waiting_decisions(session: Session, run_id: int) -> list[int]:
     )
 
 
-def _evaluate(ctx: Context, job_id: int) -> tuple[SuiteResult, Path]:
+def _evaluate(ctx: Context, job_id: int) -> tuple[SuiteResult, Path | str]:
     """Score the job's checkpoint on its suite, once both are checked to be what the job was
-    created for; returns the result and the folder it was scored from."""
+    created for; returns the result and the folder (or a served system's URI) it was scored
+    from."""
     with ctx.db.session() as session:
         job = session.get(Job, job_id)
         assert job is not None and job.suite_path is not None
         subject = identity.subject_of(job)
     known = [ctx.policy.proxy_suite, *ctx.policy.deep_suites.values()]
     suite = identity.job_suite(subject, known)
+    if subject.system is not None:
+        return ctx.runner.evaluate_system(SystemSpec.parse(subject.system), suite), subject.system
     location = identity.locate(subject, ctx.hash_cache)
     try:
         result = ctx.runner.evaluate(location.path, suite, content_hash=subject.content_hash)
@@ -335,7 +377,7 @@ def _evaluate(ctx: Context, job_id: int) -> tuple[SuiteResult, Path]:
     return result, location.path
 
 
-def _note_source(job: Job, path: Path) -> None:
+def _note_source(job: Job, path: Path | str) -> None:
     """Record in the job which folder its checkpoint was scored from."""
     job.payload = {**(job.payload or {}), "scored_from": str(path)}
 

@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -48,6 +49,7 @@ from tripwire.runner.task_files import materialize
 from tripwire.runner.task_index import BuiltinTaskIndex, lm_eval_tasks_root
 from tripwire.sources.layout import TOKENIZER_HELP, list_dir
 from tripwire.suites import LoadedSuite, ModelSettings, SuiteTask
+from tripwire.systems import API_KEY_ENV, SystemSpec
 
 if TYPE_CHECKING:
     from tripwire.runner.response_store import CheckpointAnswers, ResponseCache
@@ -369,6 +371,80 @@ class Runner:
             update={"started_at": started, "duration_s": time.perf_counter() - t0}
         )
 
+    def evaluate_system(self, system: SystemSpec, suite: LoadedSuite) -> SuiteResult:
+        """Score a served system (``tripwire.systems``) on ``suite`` through lm-eval's API
+        models. No response cache: what a name serves can change behind it."""
+        if suite.suite.command is not None or suite.suite.inspect is not None:
+            raise SuiteError(
+                suite.path,
+                [
+                    "a served system is scored through lm-eval tasks; command and inspect "
+                    "suites need a checkpoint folder"
+                ],
+            )
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        self.check_data(suite)
+        tm, custom_names = self.task_manager(suite)
+        _lm_eval()
+        needs_logprobs = [
+            entry.task
+            for entry in suite.suite.tasks
+            for task in tm.load([entry.task])["tasks"].values()
+            if task.OUTPUT_TYPE != "generate_until"
+        ]
+        if needs_logprobs and (system.api == "chat" or system.tokenizer is None):
+            raise EvaluationError(
+                f"{', '.join(sorted(set(needs_logprobs)))} score log-likelihoods, which a served "
+                f"system gives only through the completions API with prompt log-probabilities "
+                f"and a local tokenizer (tripwire system add --api completions --tokenizer "
+                f"PATH); this one is {system.api}"
+                + ("" if system.tokenizer else " without a tokenizer")
+            )
+        lm = self._api_model(system)
+        if system.api == "chat":  # lm-eval's chat API model takes messages, not text
+            model = suite.suite.model.model_copy(update={"chat_template": True})
+            suite = suite.model_copy(
+                update={"suite": suite.suite.model_copy(update={"model": model})}
+            )
+        result = self._evaluate(system.uri(), suite, tm, custom_names, lm, {})
+        return result.model_copy(
+            update={
+                "model_path": system.uri(),
+                "versions": result.versions.model_copy(
+                    update={"backend": f"openai-{system.api}", "dtype": None}
+                ),
+                "started_at": started,
+                "duration_s": time.perf_counter() - t0,
+            }
+        )
+
+    def _api_model(self, system: SystemSpec) -> Any:
+        from lm_eval.models.openai_completions import LocalChatCompletion, LocalCompletionsAPI
+
+        key = os.environ.get(API_KEY_ENV)
+        common: dict[str, Any] = {
+            "model": system.model,
+            "num_concurrent": 1,
+            "max_retries": 3,
+            "batch_size": 1,
+            "header": {"Authorization": f"Bearer {key}"} if key else None,
+        }
+        if system.api == "chat":
+            return LocalChatCompletion(
+                base_url=f"{system.base_url}/chat/completions",
+                tokenizer_backend=None,
+                tokenized_requests=False,
+                **common,
+            )
+        return LocalCompletionsAPI(
+            base_url=f"{system.base_url}/completions",
+            tokenizer=system.tokenizer,
+            tokenizer_backend="huggingface" if system.tokenizer else None,
+            tokenized_requests=system.tokenizer is not None,
+            **common,
+        )
+
     def _inspect(self, checkpoint: Path, suite: LoadedSuite) -> SuiteResult:
         """Inspect tasks, run by the command contract in a process of their own."""
         from tripwire.runner.command import run_command
@@ -402,13 +478,15 @@ class Runner:
 
     def _evaluate(
         self,
-        checkpoint: Path,
+        checkpoint: Path | str,
         suite: LoadedSuite,
         tm: Any,
         custom_names: set[str],
         lm: Any,
         task_ids: dict[str, str],
     ) -> SuiteResult:
+        """Score every task of ``suite`` with ``lm``: a checkpoint folder's model, or a served
+        system's API model (``checkpoint`` is then its URI)."""
         started = datetime.now(UTC)
         by_fewshot: dict[int | None, list[SuiteTask]] = defaultdict(list)
         for entry in suite.suite.tasks:
@@ -416,8 +494,9 @@ class Runner:
                 by_fewshot[entry.num_fewshot].append(entry)
         tasks: dict[str, TaskResult] = {}
         raw: dict[str, Any] = {}
-        count = _TokenCounter(checkpoint, lm)
-        params = parameter_count(checkpoint)
+        folder = Path(checkpoint) if isinstance(checkpoint, Path) else None
+        count = _TokenCounter(folder, lm)
+        params = parameter_count(folder) if folder is not None else None
         batch = _Batch(self, checkpoint, suite, tm, custom_names, lm, task_ids)
         for num_fewshot, entries in by_fewshot.items():
             raw, leaves = batch.score([(e, e.task) for e in entries], num_fewshot)
@@ -518,7 +597,7 @@ class _Batch:
     def __init__(
         self,
         runner: Runner,
-        checkpoint: Path,
+        checkpoint: Path | str,
         suite: LoadedSuite,
         tm: Any,
         custom_names: set[str],
@@ -598,21 +677,33 @@ class _Batch:
 class _TokenCounter:
     """Counts tokens with the checkpoint's tokenizer (the loaded model's, or loaded alone)."""
 
-    def __init__(self, checkpoint: Path, lm: Any) -> None:
+    def __init__(self, checkpoint: Path | None, lm: Any) -> None:
         self.checkpoint = checkpoint
         self.lm = lm
         self._tokenizer: Any = None
 
+    available = True
+    """False when no tokenizer is at hand (a served system registered without one)."""
+
     def __call__(self, text: str) -> int:
-        if self._tokenizer is None:
+        if self._tokenizer is None and self.available:
             model = _model_of(self.lm)
             self._tokenizer = getattr(model, "tokenizer", None)
-            if self._tokenizer is None:
-                from transformers import AutoTokenizer
+            if self._tokenizer is None or not callable(self._tokenizer):
+                self._tokenizer = None
+                if self.checkpoint is None:
+                    self.available = False
+                    return 0
+                try:
+                    from transformers import AutoTokenizer
 
-                self._tokenizer = AutoTokenizer.from_pretrained(
-                    str(self.checkpoint), trust_remote_code=False
-                )
+                    self._tokenizer = AutoTokenizer.from_pretrained(
+                        str(self.checkpoint), trust_remote_code=False
+                    )
+                except (OSError, ValueError):
+                    self.available = False
+        if self._tokenizer is None:
+            return 0
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
@@ -624,8 +715,9 @@ def _with_compute(
     params: int | None,
     repeats: int,
 ) -> TaskResult:
-    tokens = inference_tokens(raw, leaves, count, repeats)
-    flop = 2.0 * params * tokens if params is not None else None
+    counted = inference_tokens(raw, leaves, count, repeats)
+    tokens = counted if count.available else None
+    flop = 2.0 * params * tokens if params is not None and tokens is not None else None
     return row.model_copy(update={"inference_tokens": tokens, "inference_flop": flop})
 
 
@@ -665,7 +757,8 @@ def _model_of(lm: Any) -> Any:
 
 def _batch_size(lm: Any) -> int | None:
     model = _model_of(lm)
-    return int(model.batch_size) if model is not None else None
+    size = getattr(model, "batch_size", None) if model is not None else None
+    return int(size) if isinstance(size, int) else None
 
 
 def _set_batch_size(lm: Any, size: int) -> None:

@@ -111,6 +111,17 @@ def record_checkpoint(
     return existing, created
 
 
+def next_step(session: Session, run: str) -> int:
+    """One past the run's highest step (1 for a new run): the step of a subject registered
+    without one, such as a served system."""
+    found = session.scalar(
+        select(func.max(Checkpoint.step))
+        .join(Run, Checkpoint.run_id == Run.id)
+        .where(Run.name == run)
+    )
+    return int(found) + 1 if found is not None else 1
+
+
 def record_source_failure(session: Session, path: str, reason: str) -> SourceFailure:
     found = session.scalar(
         select(SourceFailure).where(SourceFailure.path == path, SourceFailure.resolved.is_(False))
