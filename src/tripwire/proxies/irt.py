@@ -39,7 +39,9 @@ class ItemParams:
 
     def p(self, theta: Array) -> Array:
         """P(correct), abilities by rows and items by columns."""
-        return np.asarray(expit(self.a[None, :] * (np.atleast_1d(theta)[:, None] - self.b[None, :])))
+        return np.asarray(
+            expit(self.a[None, :] * (np.atleast_1d(theta)[:, None] - self.b[None, :]))
+        )
 
     def information(self, theta: Array) -> Array:
         """Fisher information of each item (columns) at each ability (rows)."""
@@ -78,9 +80,7 @@ def fit_2pl(responses: Array, *, max_iter: int = 500) -> Fit:
         g_b = -a * r.sum(axis=0) + b / PRIOR_SD_B**2
         return nll, np.concatenate([g_theta, g_log_a, g_b])
 
-    result = minimize(
-        objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter}
-    )
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
     x = result.x
     theta, a, b = x[:m], np.exp(x[m : m + n]), x[m + n :]
     # the model's scale is fixed by the prior only; standardise abilities so that the prior
