@@ -62,6 +62,12 @@ class TaskResult(BaseModel):
     """Deep suites: the critical level, in points."""
     level_verdict: LevelVerdict | None = None
     """Deep suites with levels: where the score stands (``tripwire.decisions.levels``)."""
+    estimator: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """``irt-anchor``: ``score`` and ``stderr`` are the 2PL estimate of the full benchmark from
+    an anchor subset (``items`` are the anchors' own outcomes); None: the items' mean."""
+    shared_se: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    """With an estimator: the part of ``stderr`` shared by every estimate from the same anchor
+    file (its misfit), counted once in a difference of two."""
     items: ItemOutcomes
 
 

@@ -35,7 +35,8 @@ from tripwire.runner.extract import docs_of, select_items, task_result
 from tripwire.runner.task_files import materialize
 from tripwire.runner.task_index import BuiltinTaskIndex
 from tripwire.sources.layout import TOKENIZER_HELP, list_dir
-from tripwire.suites import LoadedSuite, ModelSettings, SuiteTask
+from tripwire.proxies.file import anchored, load_anchor_file
+from tripwire.suites import LoadedSuite, ModelSettings, SuiteTask, anchor_paths
 
 if TYPE_CHECKING:
     from tripwire.runner.response_store import CheckpointAnswers, ResponseCache
@@ -348,6 +349,7 @@ class Runner:
             by_fewshot[entry.num_fewshot].append(entry)
         tasks: dict[str, TaskResult] = {}
         raw: dict[str, Any] = {}
+        anchors = {task: load_anchor_file(p) for task, p in anchor_paths(suite).items()}
         for num_fewshot, entries in by_fewshot.items():
             objects: list[Any] = []
             leaves: dict[str, list[str]] = {}
@@ -374,10 +376,17 @@ class Runner:
                 else:
                     objects.extend(loaded["tasks"].values())
                 leaves[entry.task] = list(loaded["tasks"])
+                anchor = anchors.get(entry.task)
+                prefixed = entry.task not in leaves[entry.task] or len(leaves[entry.task]) > 1
                 for leaf, task in loaded["tasks"].items():
                     if hasattr(lm, "tasks"):
                         task_ids[leaf] = _task_identity(task)
-                    chosen = select_items(len(task.eval_docs), entry)
+                    chosen = select_items(
+                        list(task.eval_docs),
+                        entry,
+                        anchor_items=None if anchor is None else {a.item for a in anchor.anchors},
+                        key_of=_doc_key(leaf if prefixed else None),
+                    )
                     if chosen is not None:
                         samples[leaf] = chosen
             if samples:
@@ -404,7 +413,9 @@ class Runner:
             )
             raw = result
             for entry in entries:
-                tasks[entry.task] = task_result(result, entry, leaves[entry.task], num_fewshot)
+                found = task_result(result, entry, leaves[entry.task], num_fewshot)
+                anchor = anchors.get(entry.task)
+                tasks[entry.task] = found if anchor is None else anchored(found, anchor)
         versions = _versions(raw, batch_size=_batch_size(lm)).model_copy(
             update={
                 "backend": suite.suite.model.backend,
@@ -531,3 +542,14 @@ def _versions(result: dict[str, Any], *, batch_size: int | None) -> Versions:
         tripwire=__version__,
         batch_size=batch_size,
     )
+
+
+def _doc_key(leaf: str | None) -> Any:
+    """The key an item is stored under: lm-eval's document hash, ``leaf:hash`` in a group."""
+    from lm_eval.utils import handle_non_serializable, hash_string
+
+    def key(doc: Any) -> str:
+        text = json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False)
+        return f"{leaf}:{hash_string(text)}" if leaf else str(hash_string(text))
+
+    return key

@@ -114,11 +114,20 @@ def evaluation_fields(evaluation: Any, scores: list[Any] | None = None) -> dict[
                     "outcomes_sha256": sha256(bytes(s.outcomes)),
                     "level_verdict": getattr(s, "level_verdict", None),
                 }
+                | _estimated(s)
                 for s in rows
             ),
             key=lambda x: str(x["task"]),
         ),
     }
+
+
+def _estimated(score: Any) -> dict[str, Any]:
+    """An anchor estimate's fields; absent for plain scores, so older entries hash as before."""
+    estimator = getattr(score, "estimator", None)
+    if estimator is None:
+        return {}
+    return {"estimator": estimator, "shared_se": getattr(score, "shared_se", None)}
 
 
 BODIES: dict[str, Callable[[Any], dict[str, Any]]] = {

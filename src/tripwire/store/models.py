@@ -209,6 +209,10 @@ class TaskScore(Base):
     critical_level: Mapped[float | None] = mapped_column(Float)
     level_verdict: Mapped[str | None] = mapped_column(String(16))
     """``critical``, ``alert``, ``below`` or ``unresolved`` (``tripwire.decisions.levels``)."""
+    estimator: Mapped[str | None] = mapped_column(String(32))
+    """``irt-anchor``: score and stderr estimate the full benchmark from anchor items."""
+    shared_se: Mapped[float | None] = mapped_column(Float)
+    """With an estimator: the standard error's part shared by estimates of one anchor file."""
     evaluation: Mapped[Evaluation] = relationship(back_populates="scores")
     item_set: Mapped[ItemSet] = relationship()
     texts: Mapped[ItemTexts | None] = relationship()

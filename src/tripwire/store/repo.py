@@ -169,6 +169,8 @@ def save_evaluation(
                 alert_level=task.alert_level,
                 critical_level=task.critical_level,
                 level_verdict=task.level_verdict,
+                estimator=task.estimator,
+                shared_se=task.shared_se,
             )
         )
     session.add(evaluation)
