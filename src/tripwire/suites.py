@@ -61,7 +61,7 @@ class SuiteTask(BaseModel):
     @model_validator(mode="after")
     def _limit_or_subset(self) -> SuiteTask:
         if sum(x is not None for x in (self.limit, self.subset, self.anchor)) > 1:
-            raise ValueError("give one of limit, subset or anchor")
+            raise ValueError("give either limit or subset or anchor, not two of them")
         if (
             self.alert_level is not None
             and self.critical_level is not None

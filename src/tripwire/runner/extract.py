@@ -94,7 +94,7 @@ def stratified(labels: list[str], size: int, seed: int) -> list[int]:
             take[g] += 1
             left -= 1
     while left < 0:  # the minimum of one each overshot: trim the largest strata
-        g = max(names, key=lambda g: (take[g] - exact[g], g))
+        g = max((g for g in names if take[g] > 1), key=lambda g: (take[g] - exact[g], g))
         take[g] -= 1
         left += 1
     chosen: list[int] = []
