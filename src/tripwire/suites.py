@@ -172,8 +172,11 @@ class Suite(BaseModel):
             if self.kind != "deep":
                 raise ValueError("command: runs deep evaluations; a proxy suite uses lm-eval tasks")
             for i, t in enumerate(self.tasks):
-                if t.num_fewshot is not None or t.limit is not None or t.subset is not None or (
-                    t.anchor is not None
+                if (
+                    t.num_fewshot is not None
+                    or t.limit is not None
+                    or t.subset is not None
+                    or (t.anchor is not None)
                 ):
                     raise ValueError(
                         f"tasks.{i}: num_fewshot, limit and subset are lm-eval's; a command "

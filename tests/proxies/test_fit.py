@@ -74,7 +74,9 @@ def test_fit_writes_an_anchor_file_that_show_prints(stored: tuple[Path, Database
     suite_path, _ = stored
     runner = CliRunner()
     fitted = runner.invoke(
-        app, ["proxy", "fit", str(suite_path), "--anchors", str(N_ANCHORS), "--folds", "4"]
+        app,
+        ["proxy", "fit", str(suite_path), "--anchors", str(N_ANCHORS), "--folds", "4"]
+        + ["--floor", "0.25"],
     )
     assert fitted.exit_code == 0, fitted.output
     path = suite_path.parent / "anchors" / "t.json"
@@ -85,6 +87,7 @@ def test_fit_writes_an_anchor_file_that_show_prints(stored: tuple[Path, Database
     assert sorted(found.provenance.checkpoints) == sorted(f"c{i}" for i in range(N_CHECKPOINTS))
     assert abs(sum(a.weight for a in found.anchors) - 1.0) < 1e-9
     assert found.held_out.checkpoints == N_CHECKPOINTS
+    assert found.floor == 0.25 and found.params.floor == 0.25
     shown = runner.invoke(app, ["proxy", "show", str(path), "--items"])
     assert shown.exit_code == 0, shown.output
     assert f"anchors: {N_ANCHORS} of {N_ITEMS} items" in shown.output

@@ -28,6 +28,9 @@ def proxy_fit(
     anchors: Annotated[int, typer.Option(help="Anchor items per task.")] = 100,
     folds: Annotated[int, typer.Option(help="Cross-validation folds over checkpoints.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the folds and of tie-breaks.")] = 0,
+    floor: Annotated[
+        float, typer.Option(help="Chance of a right answer without ability (0.25: four choices).")
+    ] = 0.0,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for the anchor files; default anchors/ by the suite."),
@@ -55,6 +58,7 @@ def proxy_fit(
                     n_anchors=anchors,
                     folds=folds,
                     seed=seed,
+                    floor=floor,
                     version=__version__,
                 )
                 path = folder / f"{name}.json"
@@ -86,7 +90,8 @@ def proxy_show(
     p, held = found.provenance, found.held_out
     n = len(found.full.items)
     lines = [
-        f"task {found.task} ({found.metric}), model {found.model}, selection: {found.selection}",
+        f"task {found.task} ({found.metric}), model {found.model} over a floor of "
+        f"{found.floor:g}, selection: {found.selection}",
         f"anchors: {len(found.anchors)} of {n} items ({100 * len(found.anchors) / n:.1f}%)",
         f"fitted on {len(p.checkpoints)} checkpoints of suite {p.suite} ({p.suite_hash[:12]}) "
         f"at {p.created_at:%Y-%m-%d %H:%M} UTC, tripwire {p.tripwire}",

@@ -51,8 +51,7 @@ def adaptive_test(
     theta = 0.0
     score, se, answer = float("nan"), float("inf"), "undecided"
     while len(asked) < min(max_items, items.a.size):
-        p = items.p(np.array([theta]))[0]
-        info = items.a**2 * p * (1 - p)
+        info = items.information(np.array([theta]))[0]
         info[~free] = -1.0
         j = int(np.argmax(info))
         asked.append(j)
@@ -60,7 +59,7 @@ def adaptive_test(
         answers.append(respond(j))
         index = np.asarray(asked)
         if len(asked) < min_items:
-            sub = ItemParams(items.a[index], items.b[index])
+            sub = ItemParams(items.a[index], items.b[index], items.floor)
             theta = float(ability(np.array([answers]), sub, prior_sd=ABILITY_PRIOR_SD).theta[0])
             continue
         est = estimate_full(np.array([answers]), index, items, misfit_sd)

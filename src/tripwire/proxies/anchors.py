@@ -90,12 +90,12 @@ def estimate_full(
     n = items.a.size
     rest = np.ones(n, dtype=bool)
     rest[anchors] = False
-    anchor_items = ItemParams(items.a[anchors], items.b[anchors])
-    rest_items = ItemParams(items.a[rest], items.b[rest])
+    anchor_items = ItemParams(items.a[anchors], items.b[anchors], items.floor)
+    rest_items = ItemParams(items.a[rest], items.b[rest], items.floor)
     ab = ability(y, anchor_items, prior_sd=ABILITY_PRIOR_SD)
     p = rest_items.p(ab.theta)
     score = (y.sum(axis=1) + p.sum(axis=1)) / n
-    slope = (p * (1 - p)) @ rest_items.a / n
+    slope = rest_items.slope(ab.theta).sum(axis=1) / n
     variance = (slope * ab.sd) ** 2 + np.sum(p * (1 - p), axis=1) / n**2 + misfit_sd**2
     return FullEstimate(score, np.sqrt(variance), ab.theta, ab.sd)
 
@@ -127,7 +127,9 @@ class Validation:
         return float(np.mean(np.abs(self.errors) <= z * se))
 
 
-def cross_validate(responses: Array, k: int, *, folds: int = 5, seed: int = 0) -> Validation:
+def cross_validate(
+    responses: Array, k: int, *, folds: int = 5, seed: int = 0, floor: float = 0.0
+) -> Validation:
     """Fit on all checkpoints but one fold, estimate the fold from its anchors; every fold."""
     y = np.asarray(responses, dtype=np.float64)
     m, n = y.shape
@@ -138,7 +140,7 @@ def cross_validate(responses: Array, k: int, *, folds: int = 5, seed: int = 0) -
     random_errors = np.zeros(m)
     for f in np.unique(fold_of):
         out = fold_of == f
-        fit = fit_2pl(y[~out])
+        fit = fit_2pl(y[~out], floor=floor)
         chosen = choose_anchors(fit.items, k, seed)
         est = estimate_full(y[out][:, chosen.index], chosen.index, fit.items)
         truth = y[out].mean(axis=1)

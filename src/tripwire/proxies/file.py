@@ -79,6 +79,8 @@ class AnchorFile(BaseModel):
     task: str
     metric: str
     model: Literal["2pl"] = "2pl"
+    floor: float = Field(default=0.0, ge=0, lt=1)
+    """The fixed chance of a right answer the 2PL sits on (1/4 for four choices)."""
     selection: str = "greedy information over abilities -2.5..3.5"
     anchors: list[Anchor] = Field(min_length=1)
     full: ItemTable
@@ -98,7 +100,7 @@ class AnchorFile(BaseModel):
 
     @property
     def params(self) -> ItemParams:
-        return ItemParams(np.asarray(self.full.a), np.asarray(self.full.b))
+        return ItemParams(np.asarray(self.full.a), np.asarray(self.full.b), self.floor)
 
     @property
     def index(self) -> Array:

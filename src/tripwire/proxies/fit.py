@@ -63,6 +63,7 @@ def fit_anchor_file(
     n_anchors: int,
     folds: int = 5,
     seed: int = 0,
+    floor: float = 0.0,
     version: str = "",
 ) -> AnchorFile:
     """The anchor file of ``task``: fitted on every checkpoint's full items, validated by
@@ -77,12 +78,13 @@ def fit_anchor_file(
         raise ProxyFitError(f"{task}: metric {metric} is not in [0, 1]; the 2PL needs accuracy")
     if n_anchors >= len(items):
         raise ProxyFitError(f"{task}: {n_anchors} anchors but only {len(items)} items")
-    validation = cross_validate(y, n_anchors, folds=folds, seed=seed)
-    fit = fit_2pl(y)
+    validation = cross_validate(y, n_anchors, folds=folds, seed=seed, floor=floor)
+    fit = fit_2pl(y, floor=floor)
     chosen = choose_anchors(fit.items, n_anchors, seed)
     return AnchorFile(
         task=task,
         metric=metric,
+        floor=floor,
         anchors=[
             Anchor(item=items[int(j)], weight=float(w))
             for j, w in zip(chosen.index, chosen.weight, strict=True)

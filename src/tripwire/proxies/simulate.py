@@ -19,14 +19,17 @@ from tripwire.proxies.irt import Array, ItemParams
 
 @dataclass(frozen=True, slots=True)
 class World:
-    """A benchmark's true item parameters and its guessing floor."""
+    """A benchmark's true item parameters, with a guessing floor per item."""
 
     items: ItemParams
-    guessing: float = 0.0
-    """Chance of a right answer by luck (0.25 for four choices)."""
+    guessing: Array
+    """Each item's chance of a right answer by luck (about 1/4 for four choices, higher for
+    items with weak distractors)."""
 
     def p(self, theta: Array) -> Array:
-        return self.guessing + (1.0 - self.guessing) * self.items.p(theta)
+        return np.asarray(
+            self.guessing[None, :] + (1.0 - self.guessing[None, :]) * self.items.p(theta)
+        )
 
     def answers(self, rng: np.random.Generator, theta: Array) -> Array:
         """0/1 answers of checkpoints with abilities ``theta`` (rows) to every item (columns)."""
@@ -35,10 +38,17 @@ class World:
 
 
 def make_world(rng: np.random.Generator, n_items: int, guessing: float = 0.0) -> World:
-    """Items with discrimination ~ lognormal(0, 0.4) and difficulty ~ N(0, 1.2)."""
+    """Items with discrimination ~ lognormal(0, 0.4), difficulty ~ N(0, 1.2) and a guessing
+    floor ~ N(guessing, guessing / 4) per item (so a fit with one fixed floor is never exactly
+    right)."""
     a = np.exp(rng.normal(0.0, 0.4, n_items))
     b = rng.normal(0.0, 1.2, n_items)
-    return World(ItemParams(a, b), guessing)
+    floor = (
+        np.clip(rng.normal(guessing, guessing / 4, n_items), 0.0, 0.9)
+        if guessing
+        else np.zeros(n_items)
+    )
+    return World(ItemParams(a, b), floor)
 
 
 @dataclass(frozen=True, slots=True)

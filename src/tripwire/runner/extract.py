@@ -66,8 +66,7 @@ def _field(doc: Any, field: str, task: str) -> str:
     if not isinstance(doc, dict) or field not in doc:
         shown = ", ".join(sorted(doc)) if isinstance(doc, dict) else type(doc).__name__
         raise EvaluationError(
-            f"task {task!r}: subset.stratify_by names {field!r}, but its documents have "
-            f"{shown}"
+            f"task {task!r}: subset.stratify_by names {field!r}, but its documents have {shown}"
         )
     return str(doc[field])
 
