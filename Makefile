@@ -56,6 +56,7 @@ bench: $(STAMP) services
 	$(BIN)/python bench/validity.py
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/responses.py --rounds 2
+	$(BIN)/python bench/proxy.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

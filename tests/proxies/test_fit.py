@@ -23,6 +23,7 @@ from tripwire.store.repo import record_checkpoint, save_evaluation
 from tripwire.suites import load_suite
 
 N_ITEMS, N_CHECKPOINTS, N_ANCHORS = 300, 16, 20
+FIT_OPTIONS = ["--folds", "4", "--floor", "0.25"]
 SUITE = "name: full\nkind: proxy\ntasks:\n  - task: t\n"
 
 
@@ -75,8 +76,7 @@ def test_fit_writes_an_anchor_file_that_show_prints(stored: tuple[Path, Database
     runner = CliRunner()
     fitted = runner.invoke(
         app,
-        ["proxy", "fit", str(suite_path), "--anchors", str(N_ANCHORS), "--folds", "4"]
-        + ["--floor", "0.25"],
+        ["proxy", "fit", str(suite_path), "--anchors", str(N_ANCHORS), *FIT_OPTIONS],
     )
     assert fitted.exit_code == 0, fitted.output
     path = suite_path.parent / "anchors" / "t.json"

@@ -124,7 +124,8 @@ def load_anchor_file(path: Path) -> AnchorFile:
     try:
         return AnchorFile.model_validate_json(path.read_bytes())
     except FileNotFoundError:
-        raise SuiteError(path, ["anchor file does not exist: write it with `tripwire proxy fit`"])
+        problem = "anchor file does not exist: write it with `tripwire proxy fit`"
+        raise SuiteError(path, [problem]) from None
     except ValidationError as exc:
         problems = [
             f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in exc.errors()

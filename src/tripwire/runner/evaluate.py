@@ -30,12 +30,12 @@ from tripwire.errors import (
 )
 from tripwire.failures import is_out_of_memory, is_transient
 from tripwire.offline import enforce_offline
+from tripwire.proxies.file import anchored, load_anchor_file
 from tripwire.results import SuiteResult, TaskResult, Versions
 from tripwire.runner.extract import docs_of, select_items, task_result
 from tripwire.runner.task_files import materialize
 from tripwire.runner.task_index import BuiltinTaskIndex
 from tripwire.sources.layout import TOKENIZER_HELP, list_dir
-from tripwire.proxies.file import anchored, load_anchor_file
 from tripwire.suites import LoadedSuite, ModelSettings, SuiteTask, anchor_paths
 
 if TYPE_CHECKING:
