@@ -3,7 +3,9 @@
 A compact maximum-information selector over a fitted 2PL: ask the item most informative at the
 checkpoint's current ability estimate, re-estimate the full-benchmark score and its band
 (``estimate_full``), and stop as soon as the band says whether the score is above or below the
-threshold at the stated one-sided confidence, or when ``max_items`` were asked. Simulation-level:
+threshold at the stated one-sided confidence, or when ``max_items`` were asked. The band is
+looked at after 10, 20, 40, ... items only, each look at an equal share of alpha, so that
+stopping at the first decisive look keeps the error rate. Simulation-level:
 ``bench/proxy.py`` compares the items it needs with a static anchor subset.
 """
 
@@ -44,13 +46,17 @@ def adaptive_test(
 ) -> AdaptiveResult:
     """Ask items one at a time until "is the full score at least ``threshold`` (fraction)?" is
     answered at one-sided ``confidence``, or ``max_items`` were asked."""
-    z = float(ndtri(confidence))
+    limit = min(max_items, items.a.size)
+    looks = [min_items * 2**j for j in range(64) if min_items * 2**j < limit] + [limit]
+    # the band is looked at only at these counts, each at alpha / (number of looks): stopping
+    # at the first look that decides then keeps the overall error within alpha (union bound)
+    z = float(ndtri(1.0 - (1.0 - confidence) / len(looks)))
     asked: list[int] = []
     answers: list[float] = []
     free = np.ones(items.a.size, dtype=bool)
     theta = 0.0
     score, se, answer = float("nan"), float("inf"), "undecided"
-    while len(asked) < min(max_items, items.a.size):
+    while len(asked) < limit:
         info = items.information(np.array([theta]))[0]
         info[~free] = -1.0
         j = int(np.argmax(info))
@@ -58,7 +64,7 @@ def adaptive_test(
         free[j] = False
         answers.append(respond(j))
         index = np.asarray(asked)
-        if len(asked) < min_items:
+        if len(asked) not in looks:
             sub = ItemParams(items.a[index], items.b[index], items.floor)
             theta = float(ability(np.array([answers]), sub, prior_sd=ABILITY_PRIOR_SD).theta[0])
             continue
