@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from tripwire.policy.schema import DeltaRule
-from tripwire.proxies.adaptive import adaptive_test
+from tripwire.proxies.adaptive import adaptive_test, responder
 from tripwire.proxies.anchors import choose_anchors, cross_validate, estimate_full
 from tripwire.proxies.irt import fit_2pl
 from tripwire.proxies.simulate import decision_agreement, leaps, make_world
@@ -121,9 +121,7 @@ def main() -> None:
     asked, decided, wrong = [], 0, 0
     misfit = rows[-1][1].misfit_sd
     for row in held[: args.adaptive]:
-        result = adaptive_test(
-            lambda j, r=row: float(r[j]), fit.items, LEVEL, misfit_sd=misfit, max_items=k_max
-        )
+        result = adaptive_test(responder(row), fit.items, LEVEL, misfit_sd=misfit, max_items=k_max)
         asked.append(len(result.asked))
         if result.answer != "undecided":
             decided += 1

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tripwire.policy.schema import DeltaRule
-from tripwire.proxies.adaptive import adaptive_test
+from tripwire.proxies.adaptive import adaptive_test, responder
 from tripwire.proxies.anchors import (
     Anchors,
     Validation,
@@ -102,7 +102,7 @@ def test_adaptive_test_decides_with_fewer_items_than_the_static_anchors(fitted: 
     for theta in fitted.rng.normal(0.0, 1.3, 40):
         answers = fitted.world.answers(fitted.rng, np.array([theta]))[0]
         result = adaptive_test(
-            lambda j, a=answers: float(a[j]),
+            responder(answers),
             fitted.fit.items,
             0.60,
             misfit_sd=fitted.validation.misfit_sd,

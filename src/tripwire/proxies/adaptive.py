@@ -19,7 +19,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from tripwire.proxies.anchors import ABILITY_PRIOR_SD, estimate_full
-from tripwire.proxies.irt import ItemParams, ability
+from tripwire.proxies.irt import Array, ItemParams, ability
 
 Answer = Literal["above", "below", "undecided"]
 
@@ -78,3 +78,8 @@ def adaptive_test(
             answer = "below"
             break
     return AdaptiveResult(asked, score, se, answer)  # type: ignore[arg-type]
+
+
+def responder(answers: Array) -> Callable[[int], float]:
+    """A checkpoint that answers from a row of known outcomes (simulations, replays)."""
+    return lambda j: float(answers[j])
