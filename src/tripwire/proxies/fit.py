@@ -42,8 +42,8 @@ def full_outcomes(
     if not rows:
         raise ProxyFitError(
             f"no stored results of task {task!r} under suite {suite.name} "
-            f"({suite.content_hash[:12]}): evaluate checkpoints with it first and store the results "
-            "(tripwire watch with it as the proxy suite, or as a deep suite)"
+            f"({suite.content_hash[:12]}): evaluate checkpoints with it first and store the "
+            "results (tripwire watch with it as the proxy suite, or as a deep suite)"
         )
     common, _ = Counter(s.item_set.digest for s, _ in rows).most_common(1)[0]
     latest: dict[str, TaskScore] = {}
