@@ -57,6 +57,7 @@ bench: $(STAMP) services
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/responses.py --rounds 2
 	$(BIN)/python bench/sources.py
+	$(BIN)/python bench/proxy.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -84,6 +84,12 @@ class TaskResult(BaseModel):
     """Tokens the model read and wrote for this row's profile (every sample counted)."""
     inference_flop: float | None = None
     """Inference compute of this row's profile: 2 x parameters x ``inference_tokens``."""
+    estimator: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    """``irt-anchor``: ``score`` and ``stderr`` are the 2PL estimate of the full benchmark from
+    an anchor subset (``items`` are the anchors' own outcomes); None: the items' mean."""
+    shared_se: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    """With an estimator: the part of ``stderr`` shared by every estimate from the same anchor
+    file (its misfit), counted once in a difference of two."""
     items: ItemOutcomes
 
 

@@ -28,6 +28,10 @@ class Subset(BaseModel):
     size: int = Field(gt=0)
     """Number of items drawn (all items if the task has fewer)."""
     seed: int = 0
+    stratify_by: str | None = Field(default=None, min_length=1)
+    """A document field (``subject``): the items are drawn from each of its values in
+    proportion to its share of the task (largest remainders, at least one each while ``size``
+    allows). A group's subset is drawn per leaf task already, so its leaves are its strata."""
 
 
 PROFILE_SEPARATOR = "@"
@@ -82,6 +86,10 @@ class SuiteTask(BaseModel):
     limit: int | None = Field(default=None, gt=0)
     """Score only the first ``limit`` items of each leaf task."""
     subset: Subset | None = None
+    anchor: Path | None = None
+    """An anchor file (``tripwire proxy fit``), relative to the suite file: score only its
+    anchor items, and report the 2PL estimate of the full benchmark's score with its standard
+    error (``docs/proxies.md``)."""
     metric: str | None = None
     """Primary metric; default the first metric the task lists (``acc`` for multiple choice)."""
     filter: str | None = None
@@ -97,8 +105,8 @@ class SuiteTask(BaseModel):
 
     @model_validator(mode="after")
     def _limit_or_subset(self) -> SuiteTask:
-        if self.limit is not None and self.subset is not None:
-            raise ValueError("give either limit or subset, not both")
+        if sum(x is not None for x in (self.limit, self.subset, self.anchor)) > 1:
+            raise ValueError("give either limit or subset or anchor, not two of them")
         if (
             self.alert_level is not None
             and self.critical_level is not None
@@ -249,6 +257,7 @@ class Suite(BaseModel):
                     or t.limit is not None
                     or t.subset is not None
                     or t.profiles is not None
+                    or t.anchor is not None
                 ):
                     raise ValueError(
                         f"tasks.{i}: num_fewshot, limit, subset and profiles are lm-eval's; "
@@ -303,10 +312,31 @@ def load_suite(path: Path | str) -> LoadedSuite:
             digest.update(str(file.relative_to(folder)).encode())
             digest.update(file_sha.digest())
             file_hashes[_shown(file, path.parent)] = file_sha.hexdigest()
-    for benchmark, data_hash in _imported_data([t.task for t in suite.tasks]).items():
+    read = [
+        n
+        for t in suite.tasks
+        for n in [t.task, *(p.variant for p in t.profiles or [] if p.variant)]
+    ]
+    for benchmark, data_hash in _imported_data(read).items():
         digest.update(f"data:{benchmark}".encode())
         digest.update(bytes.fromhex(data_hash))
         file_hashes[f"data:{benchmark}"] = data_hash
+    for i, entry in enumerate(suite.tasks):
+        if entry.anchor is None:
+            continue
+        file = (path.parent / entry.anchor).resolve()
+        if not file.is_file():
+            raise SuiteError(
+                path,
+                [
+                    f"tasks.{i}.anchor: {entry.anchor} does not exist (relative to "
+                    f"{path.parent}); write it with `tripwire proxy fit`"
+                ],
+            )
+        file_sha = hashlib.sha256(file.read_bytes())
+        digest.update(f"anchor:{entry.task}".encode())
+        digest.update(file_sha.digest())
+        file_hashes[_shown(file, path.parent)] = file_sha.hexdigest()
     return LoadedSuite(
         suite=suite,
         path=path,
@@ -325,8 +355,22 @@ def _imported_data(names: list[str]) -> dict[str, str]:
 
 
 def suite_files(suite: LoadedSuite) -> list[Path]:
-    """Every file the suite's content hash covers: the suite file, then its include folders."""
-    return [suite.path, *(f for folder in suite.include_dirs for f in _files_under(folder))]
+    """Every file the suite's content hash covers: the suite file, its include folders, then
+    its anchor files."""
+    return [
+        suite.path,
+        *(f for folder in suite.include_dirs for f in _files_under(folder)),
+        *anchor_paths(suite).values(),
+    ]
+
+
+def anchor_paths(suite: LoadedSuite) -> dict[str, Path]:
+    """The anchor file of each anchored task, resolved."""
+    return {
+        t.task: (suite.path.parent / t.anchor).resolve()
+        for t in suite.suite.tasks
+        if t.anchor is not None
+    }
 
 
 def _shown(file: Path, base: Path) -> str:

@@ -3,7 +3,19 @@ imported in the order ``tripwire --help`` lists them."""
 
 # isort: off
 from tripwire.cli.app import app
-from tripwire.cli import run, data, store, decide, lineage, system, review, access, notify, demo
+from tripwire.cli import (
+    run,
+    data,
+    store,
+    decide,
+    lineage,
+    proxy,
+    system,
+    review,
+    access,
+    notify,
+    demo,
+)
 
 # isort: on
 
@@ -15,6 +27,7 @@ __all__ = [
     "demo",
     "lineage",
     "notify",
+    "proxy",
     "review",
     "run",
     "store",

@@ -92,6 +92,8 @@ def score_of(s: TaskScore) -> Score:
         item_hashes=_item_hashes(s),
         item_values=unpack_values(s.outcomes),
         item_key=s.item_set.digest,
+        estimator=s.estimator,
+        shared_se=s.shared_se,
     )
 
 

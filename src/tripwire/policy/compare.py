@@ -140,6 +140,8 @@ def measure_change(current: Score, reference: Score) -> Change | str:
     flip = not current.higher_is_better
     sign = -1.0 if flip else 1.0
     base = 1.0 - reference.score if flip else reference.score
+    if current.estimator is not None or reference.estimator is not None:
+        return _estimated_change(current, reference, sign, base)
     for side, score in (("the checkpoint", current), ("the reference", reference)):
         dup = duplicate_item(score)
         if dup is not None:
@@ -267,8 +269,48 @@ def _proportion(score: Score) -> bool:
     return 0.0 <= score.score <= 1.0 and _n(score) > 0
 
 
+def _band(score: Score) -> float | None:
+    """The standard error of a score: its own, else the items' standard error of the mean."""
+    if score.stderr is not None:
+        return score.stderr
+    values = score.item_values
+    if values is not None and values.size > 1:
+        return float(values.std(ddof=1)) / math.sqrt(values.size)
+    return None
+
+
+def _estimated_change(current: Score, reference: Score, sign: float, base: float) -> Change | str:
+    """A change where one side (or both) is a model-based estimate of the full benchmark (an
+    anchor subset): the difference of the estimates with their standard errors combined as
+    independent. The anchors' own outcomes are not paired: they are a sample chosen for the
+    model, not the benchmark, and their raw mean is not the score being compared."""
+    se_cur, se_ref = _band(current), _band(reference)
+    if se_cur is None or se_ref is None:
+        side = "the checkpoint" if se_cur is None else "the reference"
+        return f"{current.task}: {side}'s score has no standard error to compare an estimate with"
+    estimators = sorted({s.estimator or "items" for s in (current, reference)})
+    diff = sign * (current.score - reference.score)
+    variance = se_cur**2 + se_ref**2
+    method = f"estimated scores ({' vs '.join(estimators)}), standard errors combined"
+    same_anchors = (
+        current.estimator is not None
+        and current.estimator == reference.estimator
+        and current.item_key is not None
+        and current.item_key == reference.item_key
+    )
+    if same_anchors and current.shared_se is not None and reference.shared_se is not None:
+        shared = min(current.shared_se, reference.shared_se)
+        variance = max(variance - 2 * shared**2, 0.0)
+        method += " (the anchors' shared misfit counted once)"
+    se = math.sqrt(variance)
+    return Change(Pivot(diff, diff, se, method), base)
+
+
 def measure_score(score: Score) -> Estimate | None:
     """A single score with its uncertainty (alert levels)."""
+    if score.estimator is not None and score.stderr is not None:
+        method = f"{score.estimator} estimate (normal band)"
+        return Pivot(score.score, score.score, score.stderr, method)
     values = score.item_values
     if values is not None and values.size > 1:
         if score.binary:

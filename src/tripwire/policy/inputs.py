@@ -27,6 +27,15 @@ class Score:
     item_key: str | None = None
     """Digest of the ordered ``item_hashes``: equal keys mean the same items in the same order,
     so pairing needs no lookup (the store's item-set digest)."""
+    estimator: str | None = None
+    """How ``score`` and ``stderr`` were estimated when they are not the items' mean:
+    ``irt-anchor`` is the 2PL estimate of the full benchmark's score from an anchor subset
+    (``tripwire.proxies``). Comparisons then use the estimate and its standard error (the
+    band), never the anchor items as if they were the benchmark."""
+    shared_se: float | None = None
+    """The part of ``stderr`` common to every estimate made from the same anchor file (its
+    calibrated misfit, a smooth bias in ability): two such estimates on the same anchors
+    (equal ``item_key``) do not count it twice in their difference."""
     binary: bool = False
     """Whether every item value is 0 or 1 (computed)."""
 

@@ -33,6 +33,7 @@ from tripwire.errors import (
 )
 from tripwire.failures import is_out_of_memory, is_transient
 from tripwire.offline import enforce_offline, hub_allowed
+from tripwire.proxies.file import anchored, load_anchor_file
 from tripwire.results import SuiteResult, TaskResult, Versions
 from tripwire.runner.builtin import materialize_builtin
 from tripwire.runner.extract import docs_of, select_items, task_result
@@ -48,7 +49,7 @@ from tripwire.runner.profiles import (
 from tripwire.runner.task_files import materialize
 from tripwire.runner.task_index import BuiltinTaskIndex, lm_eval_tasks_root
 from tripwire.sources.layout import TOKENIZER_HELP, list_dir
-from tripwire.suites import LoadedSuite, ModelSettings, SuiteTask
+from tripwire.suites import LoadedSuite, ModelSettings, SuiteTask, anchor_paths
 from tripwire.systems import API_KEY_ENV, SystemSpec
 
 if TYPE_CHECKING:
@@ -497,11 +498,14 @@ class Runner:
         folder = Path(checkpoint) if isinstance(checkpoint, Path) else None
         count = _TokenCounter(folder, lm)
         params = parameter_count(folder) if folder is not None else None
-        batch = _Batch(self, checkpoint, suite, tm, custom_names, lm, task_ids)
+        anchors = {task: load_anchor_file(p) for task, p in anchor_paths(suite).items()}
+        batch = _Batch(self, checkpoint, suite, tm, custom_names, lm, task_ids, anchors)
         for num_fewshot, entries in by_fewshot.items():
             raw, leaves = batch.score([(e, e.task) for e in entries], num_fewshot)
             for entry in entries:
                 row = task_result(raw, entry, leaves[entry.task], num_fewshot)
+                anchor = anchors.get(entry.task)
+                row = row if anchor is None else anchored(row, anchor)
                 tasks[entry.task] = _with_compute(row, raw, leaves[entry.task], count, params, 1)
         for entry in suite.suite.tasks:
             if entry.profiles is None:
@@ -603,7 +607,10 @@ class _Batch:
         custom_names: set[str],
         lm: Any,
         task_ids: dict[str, str],
+        anchors: dict[str, Any] | None = None,
     ) -> None:
+        self.anchors = anchors or {}
+        """Task name to its anchor file (``tripwire.proxies.file``): only anchors are scored."""
         self.runner = runner
         self.checkpoint = checkpoint
         self.suite = suite
@@ -642,10 +649,17 @@ class _Batch:
             else:
                 objects.extend(loaded["tasks"].values())
             leaves[entry.task] = list(loaded["tasks"])
+            anchor = self.anchors.get(entry.task)
+            prefixed = entry.task not in leaves[entry.task] or len(leaves[entry.task]) > 1
             for leaf, task in loaded["tasks"].items():
                 if hasattr(self.lm, "tasks"):
                     self.task_ids[leaf] = _task_identity(task)
-                chosen = select_items(len(task.eval_docs), entry)
+                chosen = select_items(
+                    list(task.eval_docs),
+                    entry,
+                    anchor_items=None if anchor is None else {a.item for a in anchor.anchors},
+                    key_of=_doc_key(leaf if prefixed else None),
+                )
                 if chosen is not None:
                     samples[leaf] = chosen
         if samples:
@@ -786,3 +800,14 @@ def _versions(result: dict[str, Any], *, batch_size: int | None) -> Versions:
         tripwire=__version__,
         batch_size=batch_size,
     )
+
+
+def _doc_key(leaf: str | None) -> Any:
+    """The key an item is stored under: lm-eval's document hash, ``leaf:hash`` in a group."""
+    from lm_eval.utils import handle_non_serializable, hash_string
+
+    def key(doc: Any) -> str:
+        text = json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False)
+        return f"{leaf}:{hash_string(text)}" if leaf else str(hash_string(text))
+
+    return key

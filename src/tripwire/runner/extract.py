@@ -6,6 +6,8 @@ they never import lm-eval.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,15 +36,73 @@ def _find_task(obj: Any, leaf: str) -> Any:
     return None
 
 
-def select_items(n_docs: int, entry: SuiteTask) -> list[int] | None:
-    """Item indices for a limit or a seeded subset; None for all items."""
+def select_items(
+    docs: list[Any],
+    entry: SuiteTask,
+    *,
+    anchor_items: set[str] | None = None,
+    key_of: Callable[[Any], str] | None = None,
+) -> list[int] | None:
+    """Item indices for a limit, a seeded (optionally stratified) subset or an anchor file's
+    items (``anchor_items``, matched through ``key_of``: the key the item is stored under);
+    None for all items. Depends on the documents and the seed only, so every checkpoint is
+    asked the same items and comparisons stay paired."""
+    n_docs = len(docs)
     if entry.limit is not None:
         return list(range(min(entry.limit, n_docs)))
+    if anchor_items is not None and key_of is not None:
+        return [i for i, doc in enumerate(docs) if key_of(doc) in anchor_items]
     if entry.subset is not None:
         size = min(entry.subset.size, n_docs)
+        if entry.subset.stratify_by is not None:
+            labels = [_field(doc, entry.subset.stratify_by, entry.task) for doc in docs]
+            return stratified(labels, size, entry.subset.seed)
         rng = np.random.default_rng(entry.subset.seed)
         return sorted(int(i) for i in rng.choice(n_docs, size=size, replace=False))
     return None
+
+
+def _field(doc: Any, field: str, task: str) -> str:
+    if not isinstance(doc, dict) or field not in doc:
+        shown = ", ".join(sorted(doc)) if isinstance(doc, dict) else type(doc).__name__
+        raise EvaluationError(
+            f"task {task!r}: subset.stratify_by names {field!r}, but its documents have {shown}"
+        )
+    return str(doc[field])
+
+
+def stratified(labels: list[str], size: int, seed: int) -> list[int]:
+    """``size`` indices drawn from each label's items in proportion to its share (largest
+    remainders; at least one per label while ``size`` allows), seeded per label by its name,
+    so adding a label elsewhere does not redraw the others."""
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    n = len(labels)
+    names = sorted(groups)
+    exact = {g: size * len(groups[g]) / n for g in names}
+    take = {g: min(len(groups[g]), int(exact[g])) for g in names}
+    if size >= len(names):
+        for g in names:
+            take[g] = max(take[g], 1)
+    left = size - sum(take.values())
+    for g in sorted(names, key=lambda g: (-(exact[g] - int(exact[g])), g)):
+        if left <= 0:
+            break
+        if take[g] < len(groups[g]):
+            take[g] += 1
+            left -= 1
+    while left < 0:  # the minimum of one each overshot: trim the largest strata
+        g = max((g for g in names if take[g] > 1), key=lambda g: (take[g] - exact[g], g))
+        take[g] -= 1
+        left += 1
+    chosen: list[int] = []
+    for g in names:
+        label_seed = int.from_bytes(hashlib.sha256(f"{seed}:{g}".encode()).digest()[:8], "big")
+        rng = np.random.default_rng(label_seed)
+        members = groups[g]
+        chosen += [members[int(i)] for i in rng.choice(len(members), take[g], replace=False)]
+    return sorted(chosen)
 
 
 def _pick_metric(result: dict[str, Any], entry: SuiteTask, leaves: list[str]) -> tuple[str, bool]:

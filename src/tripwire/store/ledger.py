@@ -115,6 +115,7 @@ def evaluation_fields(evaluation: Any, scores: list[Any] | None = None) -> dict[
                     "level_verdict": getattr(s, "level_verdict", None),
                 }
                 | _elicitation_fields(s)
+                | _estimated(s)
                 for s in rows
             ),
             key=lambda x: str(x["task"]),
@@ -131,6 +132,14 @@ def _elicitation_fields(score: Any) -> dict[str, Any]:
         "inference_flop": getattr(score, "inference_flop", None),
     }
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def _estimated(score: Any) -> dict[str, Any]:
+    """An anchor estimate's fields; absent for plain scores, so older entries hash as before."""
+    estimator = getattr(score, "estimator", None)
+    if estimator is None:
+        return {}
+    return {"estimator": estimator, "shared_se": getattr(score, "shared_se", None)}
 
 
 BODIES: dict[str, Callable[[Any], dict[str, Any]]] = {

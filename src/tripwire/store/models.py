@@ -225,6 +225,10 @@ class TaskScore(Base):
     inference_tokens: Mapped[int | None] = mapped_column(BigInteger)
     inference_flop: Mapped[float | None] = mapped_column(Float)
     """2 x parameters x ``inference_tokens``: the inference compute of this row's profile."""
+    estimator: Mapped[str | None] = mapped_column(String(32))
+    """``irt-anchor``: score and stderr estimate the full benchmark from anchor items."""
+    shared_se: Mapped[float | None] = mapped_column(Float)
+    """With an estimator: the standard error's part shared by estimates of one anchor file."""
     evaluation: Mapped[Evaluation] = relationship(back_populates="scores")
     item_set: Mapped[ItemSet] = relationship()
     texts: Mapped[ItemTexts | None] = relationship()

@@ -190,6 +190,8 @@ def save_evaluation(
                 elicitation=task.elicitation.model_dump() if task.elicitation else None,
                 inference_tokens=task.inference_tokens,
                 inference_flop=task.inference_flop,
+                estimator=task.estimator,
+                shared_se=task.shared_se,
             )
         )
     session.add(evaluation)

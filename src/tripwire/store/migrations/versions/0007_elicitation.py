@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from tripwire.store.append_only import create_guards, drop_guards
+
 revision = "0007_elicitation"
 down_revision = "0006_lineage"
 branch_labels = None
@@ -26,5 +28,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for column in ("inference_flop", "inference_tokens", "elicitation", "profile"):
-        op.drop_column("task_scores", column)
+    bind = op.get_bind()
+    drop_guards(bind)
+    with op.batch_alter_table("task_scores", schema=None) as batch_op:
+        for column in ("inference_flop", "inference_tokens", "elicitation", "profile"):
+            batch_op.drop_column(column)
+    create_guards(bind)

@@ -1,0 +1,142 @@
+"""How good are anchor subsets? A seeded item-response world shaped like MMLU.
+
+14,042 four-choice items (2PL items over a guessing floor that varies by item around 1/4; the fit
+assumes one fixed floor of 1/4, so it is never exactly right), 60 checkpoints with known
+abilities to fit on, 200 held out.
+Prints, as Markdown (recorded in bench/README.md and docs/proxies.md):
+
+1. the proxy's items as a fraction of the full benchmark (target <= 5%);
+2. held-out mean absolute error, in points, of the anchor estimate and of the plain mean of a
+   random subset of the same size, and the share of held-out checkpoints inside the 95% band;
+3. agreement of a delta rule (+5 points) decided by the engine (``evaluate_rule``) on the
+   anchors' estimate and on every item, over simulated checkpoint pairs (most drift, 40% leap:
+   ``tripwire.proxies.simulate.leaps``), overall and for true changes within 10 points of the
+   threshold (target >= 95% overall);
+4. the adaptive test (maximum information, stop when "score >= 50%?" is decided at 95%): items
+   needed against the static anchors, and the share each decides.
+
+Usage: ``python bench/proxy.py [--items 14042] [--anchors 100,400] [--seed 0]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from tripwire.policy.schema import DeltaRule
+from tripwire.proxies.adaptive import adaptive_test, responder
+from tripwire.proxies.anchors import choose_anchors, cross_validate, estimate_full
+from tripwire.proxies.irt import fit_2pl
+from tripwire.proxies.simulate import decision_agreement, leaps, make_world
+
+Z95 = 1.959964
+LEVEL = 0.50
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=14042)
+    parser.add_argument("--fit", type=int, default=60, help="checkpoints fitted")
+    parser.add_argument("--held-out", type=int, default=200)
+    parser.add_argument("--anchors", default="100,400")
+    parser.add_argument("--pairs", type=int, default=300, help="checkpoint pairs decided")
+    parser.add_argument("--adaptive", type=int, default=100, help="checkpoints tested adaptively")
+    parser.add_argument("--guessing", type=float, default=0.25)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    world = make_world(rng, args.items, guessing=args.guessing)
+    train = world.answers(rng, rng.normal(0.0, 1.0, args.fit))
+    held_theta = rng.normal(0.0, 1.3, args.held_out)
+    held = world.answers(rng, held_theta)
+    truth = held.mean(axis=1)
+    started = time.perf_counter()
+    fit = fit_2pl(train, floor=args.guessing)
+    print(f"2PL fit on {args.fit} x {args.items}: {time.perf_counter() - started:.1f} s\n")
+
+    rows = []
+    for k in (int(x) for x in args.anchors.split(",")):
+        validation = cross_validate(train, k, folds=5, seed=args.seed, floor=args.guessing)
+        anchors = choose_anchors(fit.items, k, args.seed)
+        est = estimate_full(held[:, anchors.index], anchors.index, fit.items, validation.misfit_sd)
+        errors = est.score - truth
+        pick = rng.choice(args.items, size=k, replace=False)
+        random_errors = held[:, pick].mean(axis=1) - truth
+        agreement = {}
+        for mode in ("detected", "point"):
+            rule = DeltaRule.model_validate(
+                {"id": "r", "type": "delta", "benchmarks": ["t"], "threshold": 5.0, "mode": mode}
+            )
+            agreement[mode] = decision_agreement(
+                world,
+                fit.items,
+                anchors.index,
+                validation.misfit_sd,
+                rule,
+                rng,
+                rng.normal(0.0, 1.0, args.pairs),
+                leaps(rng, args.pairs),
+            )
+        static_decided = np.mean(
+            (est.score - 1.644854 * est.se >= LEVEL) | (est.score + 1.644854 * est.se < LEVEL)
+        )
+        rows.append((k, validation, errors, random_errors, est, agreement, static_decided))
+
+    header = [
+        "anchors",
+        "share of items",
+        "held-out MAE, anchors (cross-validated)",
+        "held-out MAE, random subset",
+        "95% band coverage",
+        "mean band (se)",
+    ]
+    print("| " + " | ".join(header) + " |")
+    print("|---|---|---|---|---|---|")
+    for k, validation, errors, random_errors, est, _, _ in rows:
+        print(
+            f"| {k} | {100 * k / args.items:.1f}% | {100 * np.mean(np.abs(errors)):.2f} points "
+            f"({100 * validation.mae:.2f}) | {100 * np.mean(np.abs(random_errors)):.2f} points | "
+            f"{np.mean(np.abs(errors) <= Z95 * est.se):.1%} | {100 * np.mean(est.se):.2f} points |"
+        )
+    print()
+    header = [
+        "anchors",
+        "mode",
+        "agreement with every item",
+        "within 10 points of the threshold",
+        "fired: every item / anchors",
+    ]
+    print("| " + " | ".join(header) + " |")
+    print("|---|---|---|---|---|")
+    for k, *_, agreement, _ in rows:
+        for mode, found in agreement.items():
+            print(
+                f"| {k} | {mode} | {found.rate:.1%} | {found.rate_where(-5.0, 15.0):.1%} | "
+                f"{found.full.mean():.1%} / {found.anchored.mean():.1%} |"
+            )
+    print()
+    k_max = max(r[0] for r in rows)
+    asked, decided, wrong = [], 0, 0
+    misfit = rows[-1][1].misfit_sd
+    for row in held[: args.adaptive]:
+        result = adaptive_test(responder(row), fit.items, LEVEL, misfit_sd=misfit, max_items=k_max)
+        asked.append(len(result.asked))
+        if result.answer != "undecided":
+            decided += 1
+            wrong += (result.answer == "above") != (row.mean() >= LEVEL)
+    n = len(asked)
+    header = [f"level question (score >= {LEVEL:.0%}?) at 95%", "items asked", "decided"]
+    print("| " + " | ".join([*header, "wrong among decided"]) + " |")
+    print("|---|---|---|---|")
+    print(
+        f"| adaptive (max {k_max}) | median {np.median(asked):.0f}, mean {np.mean(asked):.0f} | "
+        f"{decided / n:.0%} | {wrong}/{decided} |"
+    )
+    for k, *_, static_decided in rows:
+        print(f"| static anchors | {k} | {static_decided:.0%} | |")
+
+
+if __name__ == "__main__":
+    main()

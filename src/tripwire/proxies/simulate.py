@@ -1,0 +1,152 @@
+"""A seeded item-response world for tests and ``bench/proxy.py``: items with known parameters,
+checkpoints with known abilities, answers drawn from the model (with optional guessing, which
+the 2PL fitted to them does not have, so the fit is never exactly right)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from tripwire.policy.compare import Comparer
+from tripwire.policy.engine import evaluate_rule
+from tripwire.policy.inputs import Lineage, Score, Snapshot
+from tripwire.policy.rules import Context
+from tripwire.policy.schema import Rule
+from tripwire.proxies.irt import Array, ItemParams
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    """A benchmark's true item parameters, with a guessing floor per item."""
+
+    items: ItemParams
+    guessing: Array
+    """Each item's chance of a right answer by luck (about 1/4 for four choices, higher for
+    items with weak distractors)."""
+
+    def p(self, theta: Array) -> Array:
+        return np.asarray(
+            self.guessing[None, :] + (1.0 - self.guessing[None, :]) * self.items.p(theta)
+        )
+
+    def answers(self, rng: np.random.Generator, theta: Array) -> Array:
+        """0/1 answers of checkpoints with abilities ``theta`` (rows) to every item (columns)."""
+        p = self.p(np.atleast_1d(theta))
+        return (rng.random(p.shape) < p).astype(np.float64)
+
+
+def make_world(rng: np.random.Generator, n_items: int, guessing: float = 0.0) -> World:
+    """Items with discrimination ~ lognormal(0, 0.4), difficulty ~ N(0, 1.2) and a guessing
+    floor ~ N(guessing, guessing / 4) per item (so a fit with one fixed floor is never exactly
+    right)."""
+    a = np.exp(rng.normal(0.0, 0.4, n_items))
+    b = rng.normal(0.0, 1.2, n_items)
+    floor = (
+        np.clip(rng.normal(guessing, guessing / 4, n_items), 0.0, 0.9)
+        if guessing
+        else np.zeros(n_items)
+    )
+    return World(ItemParams(a, b), floor)
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """Rule verdicts on the full items and on the anchor estimate, per simulated checkpoint."""
+
+    full: Array
+    """Whether the rule fired on the full item set."""
+    anchored: Array
+    """Whether it fired on the anchor subset's estimate."""
+    true_change_points: Array
+    """The checkpoint's true change in expected full score since its baseline (points)."""
+
+    @property
+    def rate(self) -> float:
+        return float(np.mean(self.full == self.anchored))
+
+    def rate_where(self, low: float, high: float) -> float:
+        """Agreement among checkpoints whose true change lies in [low, high) points."""
+        inside = (self.true_change_points >= low) & (self.true_change_points < high)
+        return float(np.mean(self.full[inside] == self.anchored[inside])) if inside.any() else 1.0
+
+
+def leaps(rng: np.random.Generator, n: int, share: float = 0.4) -> Array:
+    """Ability changes (logits) between a baseline and a checkpoint: most checkpoints drift
+    (N(0, 0.15)), a ``share`` leap (uniform on 0.75 to 2 logits, about 12 to 35 points)."""
+    drift = rng.normal(0.0, 0.15, n)
+    leap = rng.uniform(0.75, 2.0, n)
+    return np.where(rng.random(n) < share, leap, drift)
+
+
+def decision_agreement(
+    world: World,
+    fitted: ItemParams,
+    anchor_index: Array,
+    misfit_sd: float,
+    rule: Rule,
+    rng: np.random.Generator,
+    baselines: Array,
+    changes: Array,
+    confidence: float = 0.95,
+) -> Agreement:
+    """Decide ``rule`` for checkpoints ``baselines + changes`` against ``baselines`` twice,
+    through the engine's own ``evaluate_rule``: once with every item scored (paired item by
+    item), once with the anchors' estimate and band (``estimator: irt-anchor``)."""
+    from tripwire.proxies.anchors import estimate_full
+
+    n_items = world.items.a.size
+    task = rule_task(rule)
+    hashes = tuple(f"item{j}" for j in range(n_items))
+    anchor_hashes = tuple(hashes[j] for j in anchor_index)
+    full_fired, anchor_fired = [], []
+    for base_theta, change in zip(baselines, changes, strict=True):
+        answers = world.answers(rng, np.array([base_theta, base_theta + change]))
+        est = estimate_full(answers[:, anchor_index], anchor_index, fitted, misfit_sd)
+        full, anchored = [], []
+        for row in range(2):
+            values = answers[row]
+            full.append(
+                Score(task, float(values.mean()), None, n_items, True, hashes, values, "full")
+            )
+            anchored.append(
+                Score(
+                    task,
+                    float(est.score[row]),
+                    float(est.se[row]),
+                    anchor_index.size,
+                    True,
+                    anchor_hashes,
+                    values[anchor_index],
+                    "anchors",
+                    estimator="irt-anchor",
+                    shared_se=misfit_sd,
+                )
+            )
+        verdicts = []
+        for scores in (full, anchored):
+            ctx = Context(
+                Comparer(
+                    Snapshot("current", "sim", 2, {task: scores[1]}),
+                    Snapshot("baseline", "sim", 1, {task: scores[0]}),
+                ),
+                Lineage(),
+                NOW,
+                confidence,
+            )
+            verdicts.append(evaluate_rule(rule, ctx).verdict == "fired")
+        full_fired.append(verdicts[0])
+        anchor_fired.append(verdicts[1])
+    expected = world.p(baselines + changes).mean(axis=1) - world.p(baselines).mean(axis=1)
+    return Agreement(np.array(full_fired), np.array(anchor_fired), 100.0 * expected)
+
+
+def rule_task(rule: Rule) -> str:
+    benchmarks: list[str] | None = getattr(rule, "benchmarks", None)
+    if not benchmarks:
+        raise ValueError(f"rule {rule.rule_id} names no benchmark")
+    return benchmarks[0]
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
