@@ -91,7 +91,7 @@ def test_scores_equal_lm_eval_simple_evaluate(workspace: Path, suite_path: Path)
         assert (answer == target) == (sample["acc"] == 1.0)
 
 
-def test_a_seeded_subset_is_the_same_items_every_time(workspace: Path) -> None:
+def test_a_seeded_subset_is_the_same_items_every_time(workspace: Path, suite_path: Path) -> None:
     path = write_suite(
         workspace / "evals" / "subset.yaml",
         "name: sub\nkind: proxy\ninclude: [tiny]\n"
@@ -104,7 +104,7 @@ def test_a_seeded_subset_is_the_same_items_every_time(workspace: Path) -> None:
     assert first.items.doc_hashes == second.items.doc_hashes
     everything = set(
         Runner()
-        .evaluate(workspace / "ckpt", load_suite(path.with_name("suite.yaml")))
+        .evaluate(workspace / "ckpt", load_suite(suite_path))
         .tasks["tiny_add"]
         .items.doc_hashes
     )
