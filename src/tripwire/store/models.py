@@ -138,6 +138,8 @@ class SourceFailure(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved: Mapped[bool] = mapped_column(default=False)
 
+    __table_args__ = (Index("ix_source_failures_path", "path", "resolved"),)
+
 
 class ItemSet(Base):
     """An ordered list of item hashes, stored once (zlib-compressed, newline-separated)."""
@@ -239,7 +241,10 @@ class Decision(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     record_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    __table_args__ = (UniqueConstraint("checkpoint_id", "policy_hash", "rule_id"),)
+    __table_args__ = (
+        UniqueConstraint("checkpoint_id", "policy_hash", "rule_id"),
+        Index("ix_decisions_verdict_checkpoint", "verdict", "checkpoint_id"),
+    )
 
 
 class Job(Base):
@@ -270,6 +275,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_state", "state"),
         Index("ix_jobs_checkpoint", "checkpoint_id", "kind"),
+        Index("ix_jobs_kind_checkpoint", "kind", "checkpoint_id"),
     )
 
 
@@ -335,7 +341,10 @@ class Review(Base):
     """The token's name."""
     role: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    __table_args__ = (Index("ix_reviews_checkpoint", "checkpoint_id"),)
+    __table_args__ = (
+        Index("ix_reviews_checkpoint", "checkpoint_id"),
+        Index("ix_reviews_decision", "decision_id"),
+    )
 
 
 class NotificationState(enum.StrEnum):

@@ -1,0 +1,41 @@
+"""indexes for the hot paths: deep jobs by kind, fired decisions, open source failures, reviews
+by decision
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-30 04:45:00
+
+Self-contained: only ``create_index``/``drop_index`` on tables that exist since 0002, so the
+file can be re-chained after another 0006 without change. The query plans these indexes serve
+are checked in ``tests/store/test_query_plans.py``.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    # status, the site index and the run page: deep-evaluation jobs of some checkpoints
+    ("ix_jobs_kind_checkpoint", "jobs", ("kind", "checkpoint_id")),
+    # reviews, metrics, overdue notifications: fired decisions
+    ("ix_decisions_verdict_checkpoint", "decisions", ("verdict", "checkpoint_id")),
+    # every scan: a folder's open failure note
+    ("ix_source_failures_path", "source_failures", ("path", "resolved")),
+    # overdue notifications: the reviews of a decision
+    ("ix_reviews_decision", "reviews", ("decision_id",)),
+)
+
+
+def upgrade() -> None:
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, list(columns), unique=False)
+
+
+def downgrade() -> None:
+    for name, table, _ in reversed(INDEXES):
+        op.drop_index(name, table_name=table)
