@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -26,6 +25,7 @@ from tripwire.store.models import (
     Job,
     JobKind,
     TaskScore,
+    review_held,
 )
 from tripwire.store.outcomes import unpack_hashes, unpack_values
 
@@ -121,7 +121,7 @@ def with_scores(session: Session, evaluation_ids: Iterable[int]) -> list[Evaluat
 
 def is_held(checkpoint: Checkpoint) -> bool:
     """Whether the checkpoint is held for review (a held checkpoint never becomes a baseline)."""
-    return _held(checkpoint.meta)
+    return review_held(checkpoint.meta)
 
 
 def deep_dispatched(session: Session, checkpoint_ids: Iterable[int]) -> set[int]:
@@ -181,7 +181,7 @@ def run_state(session: Session, checkpoint: Checkpoint, suite_hash: str | None) 
     state = RunState()
     for _, checkpoint_id, _, content_hash, meta in decided:
         state = state.after(
-            content_hash, times.get(checkpoint_id), checkpoint_id in deep, held=_held(meta)
+            content_hash, times.get(checkpoint_id), checkpoint_id in deep, held=review_held(meta)
         )
     return state
 
@@ -189,11 +189,6 @@ def run_state(session: Session, checkpoint: Checkpoint, suite_hash: str | None) 
 def _key(step: int | None, checkpoint_id: int) -> tuple[float, int]:
     """:func:`order_key` of a row's columns."""
     return (step if step is not None else math.inf, checkpoint_id)
-
-
-def _held(meta: dict[str, Any] | None) -> bool:
-    """:func:`is_held` of a row's ``meta`` column."""
-    return bool((meta or {}).get("review_hold")) and not (meta or {}).get("review_released")
 
 
 def _counted_times(

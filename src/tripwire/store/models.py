@@ -405,3 +405,9 @@ class LedgerEntry(Base):
     """Which key signed it (``tripwire.store.seal.key_id``)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+
+
+def review_held(meta: dict[str, Any] | None) -> bool:
+    """Whether a checkpoint's ``meta`` holds it for review (by a fired rule or a reviewer) and
+    does not release it. A held checkpoint never becomes a baseline."""
+    return bool((meta or {}).get("review_hold")) and not (meta or {}).get("review_released")
