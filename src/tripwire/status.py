@@ -162,11 +162,12 @@ def status_snapshot(
                 error=cp.error,
             )
         )
-    names = (
-        dict(session.execute(select(Run.id, Run.name).where(Run.id.in_(list(by_run)))).tuples())
-        if by_run
-        else {}
-    )
+    names = {
+        run_id: name
+        for run_id, name in session.execute(
+            select(Run.id, Run.name).where(Run.id.in_(list(by_run)))
+        ).tuples()
+    }
     runs = [RunStatus(name=names[run_id], checkpoints=rows) for run_id, rows in by_run.items()]
     jobs: dict[str, dict[str, int]] = defaultdict(dict)
     for kind, state, count in session.execute(

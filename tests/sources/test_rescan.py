@@ -63,7 +63,9 @@ def test_a_checkpoint_copied_into_an_existing_run_folder_is_found(
         staging = root / "run-a" / ".step-300.tmp"
         shutil.copytree(template, staging)
         _age(staging)
-        staging.rename(root / "run-a" / "step-300")  # copy, then rename: the run folder's time moves
+        staging.rename(
+            root / "run-a" / "step-300"
+        )  # copy, then rename: the run folder's time moves
         found = _ready(source)
     assert set(found) == {"step-100", "step-200", "step-300"}
     assert source.folders.judged == 1
@@ -108,9 +110,7 @@ def test_a_sidecar_edited_in_place_is_read_again(root: Path) -> None:
     assert source.folders.judged == 1 and source.folders.listings == 0
 
 
-def test_an_entry_made_in_the_tick_of_the_last_listing_is_found(
-    root: Path, template: Path
-) -> None:
+def test_an_entry_made_in_the_tick_of_the_last_listing_is_found(root: Path, template: Path) -> None:
     """A folder listed within RACY_S of its modification time is listed again next scan, even
     when its time then reads the same (an entry created in the same clock tick)."""
     run = root / "run-a"

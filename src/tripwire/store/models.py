@@ -138,7 +138,7 @@ class SourceFailure(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved: Mapped[bool] = mapped_column(default=False)
 
-    __table_args__ = (Index("ix_source_failures_path", "path", "resolved"),)
+    __table_args__ = (Index("ix_source_failures_open", "resolved", "path"),)
 
 
 class ItemSet(Base):
@@ -275,7 +275,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_state", "state"),
         Index("ix_jobs_checkpoint", "checkpoint_id", "kind"),
-        Index("ix_jobs_kind_checkpoint", "kind", "checkpoint_id"),
+        Index("ix_jobs_kind_state", "kind", "state"),
     )
 
 

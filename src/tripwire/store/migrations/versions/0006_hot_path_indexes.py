@@ -1,4 +1,4 @@
-"""indexes for the hot paths: deep jobs by kind, fired decisions, open source failures, reviews
+"""indexes for the hot paths: jobs by kind and state, fired decisions, open source failures, reviews
 by decision
 
 Revision ID: 0006
@@ -20,12 +20,12 @@ branch_labels = None
 depends_on = None
 
 INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    # status, the site index and the run page: deep-evaluation jobs of some checkpoints
-    ("ix_jobs_kind_checkpoint", "jobs", ("kind", "checkpoint_id")),
+    # status job counts (a covering index), pending decide jobs of a run
+    ("ix_jobs_kind_state", "jobs", ("kind", "state")),
     # reviews, metrics, overdue notifications: fired decisions
     ("ix_decisions_verdict_checkpoint", "decisions", ("verdict", "checkpoint_id")),
-    # every scan: a folder's open failure note
-    ("ix_source_failures_path", "source_failures", ("path", "resolved")),
+    # every scan: the open folder notes, and one folder's
+    ("ix_source_failures_open", "source_failures", ("resolved", "path")),
     # overdue notifications: the reviews of a decision
     ("ix_reviews_decision", "reviews", ("decision_id",)),
 )
