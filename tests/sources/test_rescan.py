@@ -63,9 +63,8 @@ def test_a_checkpoint_copied_into_an_existing_run_folder_is_found(
         staging = root / "run-a" / ".step-300.tmp"
         shutil.copytree(template, staging)
         _age(staging)
-        staging.rename(
-            root / "run-a" / "step-300"
-        )  # copy, then rename: the run folder's time moves
+        # copy, then rename: the run folder's time moves
+        staging.rename(root / "run-a" / "step-300")
         found = _ready(source)
     assert set(found) == {"step-100", "step-200", "step-300"}
     assert source.folders.judged == 1
