@@ -1,6 +1,7 @@
 """What the hot paths cost as the store grows: 100, 1,000 and 10,000 stored checkpoints.
 
-One store (SQLite in a temporary folder, or ``--database-url``) grows through the sizes. Its
+One store (a fresh database on this machine's PostgreSQL, dropped at the end; ``--sqlite`` for a
+SQLite file) grows through the sizes. Its
 checkpoints come in runs of ``--run-size`` (5 proxy tasks of 100 items each), stored and decided
 through Tripwire's own functions (``repo.record_checkpoint``, ``repo.save_evaluation``,
 ``decide_checkpoint``), so the log, the ledger and the deep jobs are what a live store holds. At
@@ -19,7 +20,8 @@ present, the ready-to-start latency: a watcher (with its embedded worker) over t
 checkpoint folder renamed in place and its ready marker written, until its proxy evaluation is
 claimed; p50 and p95 over ``--landings``.
 
-Usage: ``python bench/growth.py [--sizes 100,1000,10000] [--run-size 100] [--folders 1000]``.
+Usage: ``python bench/growth.py [--sizes 100,1000,10000] [--run-size 100] [--folders 1000]``
+(the default sizes, 100 and 1,000, take about 3 minutes; 10,000 about 10 more).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
-from sqlalchemy import func, select, update  # noqa: E402
+from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
 from tests.helpers import make_checkpoint, write_tasks  # noqa: E402
 
 from tripwire.audit import verify_chain  # noqa: E402
@@ -60,6 +63,7 @@ from tripwire.reports.build import write_reports  # noqa: E402
 from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions  # noqa: E402
 from tripwire.settings import Settings  # noqa: E402
 from tripwire.sources import LocalDirectorySource  # noqa: E402
+from tripwire.sources.walk import RACY_S  # noqa: E402
 from tripwire.status import render_tables, status_snapshot  # noqa: E402
 from tripwire.store import repo  # noqa: E402
 from tripwire.store.db import Database  # noqa: E402
@@ -162,6 +166,24 @@ def grow(db: Database, policy: LoadedPolicy, to: int, run_size: int) -> None:
         have = s.scalar(select(func.count(Checkpoint.id))) or 0
     for index in range(have, to):
         decide(db, policy, land(db, policy, index, run_size))
+
+
+def fresh_postgres() -> tuple[str, Callable[[], None]]:
+    """A new database on this machine's PostgreSQL, and how to drop it."""
+    admin_url = os.environ.get(
+        "TRIPWIRE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    name = f"tripwire_bench_growth_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return admin_url.rsplit("/", 1)[0] + f"/{name}", drop
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -296,6 +318,7 @@ def latency(root: Path, base: Path, database_url: str, landings: int) -> list[fl
         quiet_period_s=30.0,
         scan_interval_s=10.0,  # file events wake the loop; the rescan is only the safety net
     )
+    (base / "lat").mkdir()
     out: list[float] = []
     try:
         with Service(settings, [base]) as service:
@@ -303,7 +326,10 @@ def latency(root: Path, base: Path, database_url: str, landings: int) -> list[fl
             loop = threading.Thread(target=service.watcher.run, args=(stop,))
             loop.start()
             service.wait_until_settled(timeout_s=600)  # the root's one content, evaluated once
-            for i in range(landings):
+            for source in service.sources:  # file events from now on (the loop starts them
+                source.wait_for_change(0.0)  # after its first scan, which takes the root)
+            time.sleep(2 * RACY_S)  # the loop is idle: it waits for events or its interval
+            for i in range(landings):  # into a run folder the watcher already watches
                 tmp = base / "lat" / f".tmp-{i}"
                 make_checkpoint(tmp, seed=1000 + i, ready=False)
                 final = base / "lat" / f"step-{i}"
@@ -312,6 +338,13 @@ def latency(root: Path, base: Path, database_url: str, landings: int) -> list[fl
                 (final / "READY").touch()
                 started = _started(service.ctx.db, final)
                 out.append((started - ready_at).total_seconds())
+                if os.environ.get("GROWTH_DEBUG"):
+                    with service.ctx.db.session() as s:
+                        cp = s.scalar(
+                            select(Checkpoint).where(Checkpoint.path == str(final.resolve()))
+                        )
+                        job = s.scalar(select(Job).where(Job.checkpoint_id == cp.id))
+                        print(ready_at, cp.discovered_at, job.created_at, job.enqueued_at, started)
                 service.wait_until_settled(timeout_s=600)
             stop.set()
             loop.join()
@@ -338,18 +371,28 @@ def _started(db: Database, path: Path, timeout_s: float = 120.0) -> datetime:
 
 
 def main() -> None:
+    if os.environ.get("GROWTH_DEBUG"):
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sizes", default="100,1000,10000", help="Stored checkpoints, ascending.")
+    parser.add_argument(
+        "--sizes", default="100,1000", help="Stored checkpoints, ascending (10000: ~10 min more)."
+    )
     parser.add_argument("--run-size", type=int, default=100, help="Checkpoints per run.")
     parser.add_argument("--repeat", type=int, default=3, help="Probes per figure (median).")
     parser.add_argument("--folders", type=int, default=1000, help="Folders in the watched root.")
     parser.add_argument("--landings", type=int, default=10, help="Checkpoints for the latency.")
-    parser.add_argument("--database-url", help="An empty database (default: SQLite, temporary).")
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        help="A SQLite file, not a fresh database on this machine's PostgreSQL (dropped after).",
+    )
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     root = Path(tempfile.mkdtemp(prefix="tripwire-bench-growth-"))
-    url = args.database_url or f"sqlite:///{root / 'tripwire.db'}"
+    url, drop = (f"sqlite:///{root / 'tripwire.db'}", None) if args.sqlite else fresh_postgres()
     db = Database(url)
     try:
         policy = growth_policy(root)
@@ -380,6 +423,8 @@ def main() -> None:
             )
     finally:
         db.dispose()
+        if drop is not None:
+            drop()
         shutil.rmtree(root, ignore_errors=True)
 
 
