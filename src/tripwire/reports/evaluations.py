@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from tripwire.decisions.record import SubjectRecord
@@ -58,9 +58,7 @@ def preload(
     return out
 
 
-def _with_scores(session: Session, where: object) -> list[Evaluation]:
+def _with_scores(session: Session, where: ColumnElement[bool]) -> list[Evaluation]:
     return list(
-        session.scalars(
-            select(Evaluation).where(where).options(selectinload(Evaluation.scores))  # type: ignore[arg-type]
-        )
+        session.scalars(select(Evaluation).where(where).options(selectinload(Evaluation.scores)))
     )
