@@ -55,6 +55,7 @@ bench: $(STAMP) services
 	$(BIN)/python bench/policy.py
 	$(BIN)/python bench/validity.py
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/growth.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -39,6 +39,7 @@ from tripwire.reports.model import (
 )
 from tripwire.reports.render import (
     read_site_rows,
+    site_lock,
     write_audit_page,
     write_checkpoint_report,
     write_items_report,
@@ -326,12 +327,13 @@ def write_reports(session: Session, checkpoint_id: int, out_dir: Path) -> dict[s
     cp = session.get(Checkpoint, checkpoint_id)
     assert cp is not None
     paths["run"] = write_run_report(run_report(session, cp.run_id), out_dir)
-    listed = read_site_rows(out_dir)
-    if listed is None:
-        rows = site_rows(session)
-    else:
-        rows = [r for r in listed if r.run != cp.run.name] + site_rows(session, [cp.run_id])
-    paths["index"] = write_site_index(rows, out_dir)
+    with site_lock(out_dir):  # two report jobs of two runs: neither loses the other's row
+        listed = read_site_rows(out_dir)
+        if listed is None:
+            rows = site_rows(session)
+        else:
+            rows = [r for r in listed if r.run != cp.run.name] + site_rows(session, [cp.run_id])
+        paths["index"] = write_site_index(rows, out_dir)
     return paths
 
 

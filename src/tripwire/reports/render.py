@@ -12,7 +12,9 @@ self-contained: inline CSS and SVG, no scripts, no external assets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fcntl
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -132,6 +134,19 @@ class SiteRows(BaseModel):
 
     schema_version: Literal[1] = 1
     rows: list[SiteRow]
+
+
+@contextmanager
+def site_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.site.lock`` (an advisory ``flock``) while the site rows are read and
+    written again, so that report jobs in several worker processes take turns."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".site.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_site_rows(out_dir: Path) -> list[SiteRow] | None:
