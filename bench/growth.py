@@ -5,7 +5,8 @@ SQLite file) grows through the sizes. Its
 checkpoints come in runs of ``--run-size`` (5 proxy tasks of 100 items each), stored and decided
 through Tripwire's own functions (``repo.record_checkpoint``, ``repo.save_evaluation``,
 ``decide_checkpoint``), so the log, the ledger and the deep jobs are what a live store holds. At
-each size it times, as medians of ``--repeat`` new checkpoints landed in the last run:
+each size it times, as medians of ``--repeat`` new checkpoints landed in the last run (after
+one more as a warm-up):
 
 - **decision**: ``decide_checkpoint`` for the new checkpoint;
 - **report job**: ``write_reports`` for it (its page, its run's page, the site index);
@@ -211,7 +212,7 @@ def measure(
     with db.session() as s:
         last = s.scalars(select(Checkpoint).order_by(Checkpoint.id.desc()).limit(1)).one()
         run_name = last.run.name
-    for k in range(repeat):
+    for k in range(-1, repeat):  # the first is a warm-up (templates, caches), not counted
         index = 10_000_000 + size + k
         with db.session() as s:  # a probe in the last run, after its checkpoints
             cp, _ = repo.record_checkpoint(
@@ -226,9 +227,13 @@ def measure(
         with db.session() as s:
             checkpoint = s.get(Checkpoint, probe)
             assert checkpoint is not None
-            figures["decision"].append(timed(lambda: decide(s, policy, checkpoint)))  # noqa: B023
+            took = timed(lambda: decide(s, policy, checkpoint))  # noqa: B023
+        if k >= 0:
+            figures["decision"].append(took)
         with db.session() as s:
-            figures["report job"].append(timed(lambda: write_reports(s, probe, out)))  # noqa: B023
+            took = timed(lambda: write_reports(s, probe, out))  # noqa: B023
+        if k >= 0:
+            figures["report job"].append(took)
 
     def status_page() -> None:
         with db.session() as s:
@@ -244,6 +249,7 @@ def measure(
         "backtest (every run)": lambda: _in_session(db, lambda s: run_backtest(s, policy)),
     }
     for name, fn in once.items():
+        fn()  # a warm-up, not counted
         figures[name] = [timed(fn) for _ in range(repeat)]
     return {name: statistics.median(values) for name, values in figures.items()}
 
