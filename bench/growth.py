@@ -65,7 +65,6 @@ from tripwire.reports.build import write_reports  # noqa: E402
 from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions  # noqa: E402
 from tripwire.settings import Settings  # noqa: E402
 from tripwire.sources import LocalDirectorySource  # noqa: E402
-from tripwire.sources.walk import RACY_S  # noqa: E402
 from tripwire.status import render_tables, status_snapshot  # noqa: E402
 from tripwire.store import repo  # noqa: E402
 from tripwire.store.db import Database  # noqa: E402
@@ -342,12 +341,16 @@ def latency(root: Path, base: Path, database_url: str, landings: int) -> list[fl
     try:
         with Service(settings, [base]) as service:
             stop = threading.Event()
-            loop = threading.Thread(target=service.watcher.run, args=(stop,))
+            scans: list[object] = []
+            loop = threading.Thread(
+                target=service.watcher.run, args=(stop,), kwargs={"on_scan": scans.append}
+            )
             loop.start()
-            service.wait_until_settled(timeout_s=600)  # the root's one content, evaluated once
-            for source in service.sources:  # file events from now on (the loop starts them
-                source.wait_for_change(0.0)  # after its first scan, which takes the root)
-            time.sleep(2 * RACY_S)  # the loop is idle: it waits for events or its interval
+            # The first scan takes the root's folders (one content at 1,000 paths: a location
+            # each); landings start once a later scan has finished and all is settled.
+            while len(scans) < 2:
+                time.sleep(0.1)
+            service.wait_until_settled(timeout_s=600)
             for i in range(landings):  # into a run folder the watcher already watches
                 tmp = base / "lat" / f".tmp-{i}"
                 make_checkpoint(tmp, seed=1000 + i, ready=False)
@@ -357,13 +360,6 @@ def latency(root: Path, base: Path, database_url: str, landings: int) -> list[fl
                 (final / "READY").touch()
                 started = _started(service.ctx.db, final)
                 out.append((started - ready_at).total_seconds())
-                if os.environ.get("GROWTH_DEBUG"):
-                    with service.ctx.db.session() as s:
-                        cp = s.scalar(
-                            select(Checkpoint).where(Checkpoint.path == str(final.resolve()))
-                        )
-                        job = s.scalar(select(Job).where(Job.checkpoint_id == cp.id))
-                        print(ready_at, cp.discovered_at, job.created_at, job.enqueued_at, started)
                 service.wait_until_settled(timeout_s=600)
             stop.set()
             loop.join()
@@ -390,10 +386,6 @@ def _started(db: Database, path: Path, timeout_s: float = 120.0) -> datetime:
 
 
 def main() -> None:
-    if os.environ.get("GROWTH_DEBUG"):
-        import logging
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "--sizes", default="100,1000", help="Stored checkpoints, ascending (10000: ~10 min more)."
