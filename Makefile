@@ -58,6 +58,7 @@ bench: $(STAMP) services
 	$(BIN)/python bench/responses.py --rounds 2
 	$(BIN)/python bench/sources.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/growth.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

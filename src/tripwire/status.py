@@ -1,7 +1,8 @@
 """Runs, checkpoints, their state, decisions and jobs: as data (``/api/status``) and as tables.
 
-``status_snapshot`` reads everything in a handful of queries (no query per checkpoint), so the
-API can call it on a large database; ``tripwire status`` renders the same snapshot with rich.
+``status_snapshot`` reads one page of checkpoints (``limit`` from ``offset``, optionally of one
+run) in a handful of indexed queries, so its cost follows the page, not the store;
+``tripwire status`` renders the same snapshot with rich (or prints it as JSON).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tripwire.decisions.inputs import is_held
 from tripwire.settings import Settings
 from tripwire.store.db import Database
 from tripwire.store.models import (
@@ -24,10 +24,18 @@ from tripwire.store.models import (
     JobKind,
     JobState,
     Run,
+    review_held,
 )
 from tripwire.store.source_state import NoteKind, folder_notes
 
-STATUS_SCHEMA_VERSION = 1
+STATUS_SCHEMA_VERSION = 2
+"""2: paged (``total_checkpoints``, ``limit``, ``offset``, ``next_offset``; ``runs`` holds the
+page's runs only)."""
+
+DEFAULT_LIMIT = 100
+"""Checkpoints on one status page unless asked otherwise."""
+MAX_LIMIT = 1000
+"""The largest page ``/api/status`` serves."""
 
 
 class CheckpointStatus(BaseModel):
@@ -74,6 +82,15 @@ class WaitingStatus(BaseModel):
 class StatusSnapshot(BaseModel):
     schema_version: int = STATUS_SCHEMA_VERSION
     runs: list[RunStatus]
+    """The runs of this page's checkpoints, in run order; checkpoints in step order."""
+    total_checkpoints: int = 0
+    """Checkpoints matching the filter, across all pages."""
+    limit: int = DEFAULT_LIMIT
+    """Checkpoints per page."""
+    offset: int = 0
+    """Checkpoints skipped before this page, in (run, step) order."""
+    next_offset: int | None = None
+    """The ``offset`` of the next page; None on the last page."""
     jobs: dict[str, dict[str, int]] = Field(default_factory=dict)
     """Job counts by kind, then state; only the pairs that have jobs."""
     source_failures: list[SourceFailureStatus] = Field(default_factory=list)
@@ -83,23 +100,53 @@ class StatusSnapshot(BaseModel):
     """Checkpoint folders not complete yet, and what each waits for."""
 
 
-def status_snapshot(session: Session) -> StatusSnapshot:
-    """Everything ``tripwire status`` shows, in six queries."""
+class UnknownRunError(LookupError):
+    """``--run`` (or ``?run=``) names no run in the store."""
+
+
+def status_snapshot(
+    session: Session,
+    *,
+    run: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> StatusSnapshot:
+    """One page of what ``tripwire status`` shows: ``limit`` checkpoints from ``offset`` in
+    (run, step) order, of ``run`` only when given, with the job counts and folder notes."""
+    if limit < 1 or offset < 0:
+        raise ValueError(f"limit must be >= 1 and offset >= 0, got {limit} and {offset}")
+    where = []
+    if run is not None:
+        run_id = session.scalar(select(Run.id).where(Run.name == run))
+        if run_id is None:
+            raise UnknownRunError(run)
+        where.append(Checkpoint.run_id == run_id)
+    total = session.scalar(select(func.count(Checkpoint.id)).where(*where)) or 0
+    page = session.scalars(
+        select(Checkpoint)
+        .where(*where)
+        .order_by(Checkpoint.run_id, Checkpoint.step.is_(None), Checkpoint.step, Checkpoint.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    ids = [cp.id for cp in page]
     fired: dict[int, list[str]] = defaultdict(list)
-    for checkpoint_id, rule_id in session.execute(
-        select(Decision.checkpoint_id, Decision.rule_id)
-        .where(Decision.verdict == "fired")
-        .order_by(Decision.id)
-    ).tuples():
-        fired[checkpoint_id].append(rule_id)
     deep: dict[int, list[str]] = defaultdict(list)
-    for checkpoint_id, state in session.execute(
-        select(Job.checkpoint_id, Job.state).where(Job.kind == JobKind.deep_eval).order_by(Job.id)
-    ).tuples():
-        deep[checkpoint_id].append(JobState(state).value)
+    if ids:
+        for checkpoint_id, rule_id in session.execute(
+            select(Decision.checkpoint_id, Decision.rule_id)
+            .where(Decision.checkpoint_id.in_(ids), Decision.verdict == "fired")
+            .order_by(Decision.id)
+        ).tuples():
+            fired[checkpoint_id].append(rule_id)
+        for checkpoint_id, state in session.execute(
+            select(Job.checkpoint_id, Job.state)
+            .where(Job.checkpoint_id.in_(ids), Job.kind == JobKind.deep_eval)
+            .order_by(Job.id)
+        ).tuples():
+            deep[checkpoint_id].append(JobState(state).value)
     by_run: dict[int, list[CheckpointStatus]] = defaultdict(list)
-    checkpoints = session.scalars(select(Checkpoint)).all()
-    for cp in sorted(checkpoints, key=lambda c: (c.run_id, c.step is None, c.step or 0, c.id)):
+    for cp in page:
         by_run[cp.run_id].append(
             CheckpointStatus(
                 id=cp.id,
@@ -111,14 +158,17 @@ def status_snapshot(session: Session) -> StatusSnapshot:
                 discovered_at=cp.discovered_at,
                 fired_rules=fired.get(cp.id, []),
                 deep_jobs=deep.get(cp.id, []),
-                review_hold=is_held(cp),
+                review_hold=review_held(cp.meta),
                 error=cp.error,
             )
         )
-    runs = [
-        RunStatus(name=run.name, checkpoints=by_run.get(run.id, []))
-        for run in session.scalars(select(Run).order_by(Run.id))
-    ]
+    names = {
+        run_id: name
+        for run_id, name in session.execute(
+            select(Run.id, Run.name).where(Run.id.in_(list(by_run)))
+        ).tuples()
+    }
+    runs = [RunStatus(name=names[run_id], checkpoints=rows) for run_id, rows in by_run.items()]
     jobs: dict[str, dict[str, int]] = defaultdict(dict)
     for kind, state, count in session.execute(
         select(Job.kind, Job.state, func.count()).group_by(Job.kind, Job.state)
@@ -133,17 +183,34 @@ def status_snapshot(session: Session) -> StatusSnapshot:
         for n in notes
         if n.kind == NoteKind.waiting
     ]
-    return StatusSnapshot(runs=runs, jobs=dict(jobs), source_failures=failures, waiting=waiting)
+    return StatusSnapshot(
+        runs=runs,
+        total_checkpoints=total,
+        limit=limit,
+        offset=offset,
+        next_offset=offset + limit if offset + limit < total else None,
+        jobs=dict(jobs),
+        source_failures=failures,
+        waiting=waiting,
+    )
 
 
-def status_tables(settings: Settings) -> list[Table]:
+def read_status(
+    settings: Settings, *, run: str | None = None, limit: int = DEFAULT_LIMIT, offset: int = 0
+) -> tuple[StatusSnapshot, str]:
+    """One status page from the configured store, and the store's URL (for the empty table)."""
     db = Database.for_settings(settings, writing=False)
     try:
         with db.session() as session:
-            snapshot = status_snapshot(session)
+            snapshot = status_snapshot(session, run=run, limit=limit, offset=offset)
     finally:
         db.dispose()
-    return render_tables(snapshot, db.url)
+    return snapshot, db.url
+
+
+def status_tables(settings: Settings) -> list[Table]:
+    snapshot, url = read_status(settings)
+    return render_tables(snapshot, url)
 
 
 def render_tables(snapshot: StatusSnapshot, database: str) -> list[Table]:
@@ -194,6 +261,17 @@ def render_tables(snapshot: StatusSnapshot, database: str) -> list[Table]:
                 waiting.reason,
             )
         tables.append(wait_table)
+    shown = sum(len(run.checkpoints) for run in snapshot.runs)
+    if snapshot.next_offset is not None or snapshot.offset:
+        page = Table(title="page")
+        for column in ("checkpoints", "of", "next page"):
+            page.add_column(column)
+        page.add_row(
+            f"{snapshot.offset + 1 if shown else 0}-{snapshot.offset + shown}",
+            str(snapshot.total_checkpoints),
+            f"--offset {snapshot.next_offset}" if snapshot.next_offset is not None else "-",
+        )
+        tables.append(page)
     if not snapshot.runs and not snapshot.source_failures and not snapshot.waiting:
         empty = Table(title="no checkpoints yet")
         empty.add_column(f"database {database}")

@@ -23,6 +23,7 @@ from tripwire.jobs.pipeline import run_job
 from tripwire.jobs.watch import Watcher
 from tripwire.runner import Runner
 from tripwire.sources import DiscoveredCheckpoint, LocalDirectorySource, ScanResult
+from tripwire.sources.base import PendingCheckpoint
 from tripwire.sources.metadata import CheckpointMetadata
 from tripwire.status import render_tables, status_snapshot
 from tripwire.store import repo, source_state
@@ -309,3 +310,35 @@ def test_a_checkpoint_deleted_during_its_evaluation_is_gone_and_taken_again_when
             assert sent.calls.count(("tripwire.proxy_eval", job_id)) == 2, "sent again"
     finally:
         ctx.db.dispose()
+
+
+class CountingSource(FixedSource):
+    """A fixed scan whose file events are all lost (``wait_for_change`` never wakes)."""
+
+    scans = 0
+
+    def scan(self, now: float | None = None) -> ScanResult:
+        self.scans += 1
+        return super().scan(now)
+
+
+def test_a_pending_checkpoint_is_looked_at_again_without_waiting_for_the_interval(
+    ctx: Context, workspace: Workspace
+) -> None:
+    """A ready marker written into a folder renamed in a moment earlier may raise no file event:
+    while a checkpoint is pending the loop rescans every PENDING_RESCAN_S, not every hour."""
+    pending = PendingCheckpoint(path=workspace.checkpoints / "step-1", reason="waiting")
+    scan = ScanResult(ready=[], pending=[pending], failed=[], unlisted=[], scanned_at=time.time())
+    source = CountingSource(workspace.checkpoints, scan)
+    watcher = Watcher(ctx, [source], scan_interval_s=3600)  # type: ignore[list-item]
+    stop = threading.Event()
+    loop = threading.Thread(target=watcher.run, args=(stop,))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 60
+        while source.scans < 3:
+            assert time.monotonic() < deadline, "the pending checkpoint was not looked at again"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        loop.join(timeout=30)

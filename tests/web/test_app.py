@@ -77,7 +77,7 @@ def test_status_lists_runs_checkpoints_and_job_counts(database_url: str, tmp_pat
     with serving(create_app(settings_for(database_url, tmp_path))) as base:
         status, body = get_json(f"{base}/api/status")
     assert status == 200
-    assert body["schema_version"] == 1
+    assert body["schema_version"] == 2
     runs = {run["name"]: run["checkpoints"] for run in body["runs"]}
     assert list(runs) == ["r1", "r2"]
     assert [cp["step"] for cp in runs["r1"]] == [1, 2, 3]

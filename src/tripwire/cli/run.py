@@ -23,6 +23,7 @@ from tripwire.cli.app import (
 )
 from tripwire.errors import TripwireError
 from tripwire.settings import Settings, shown_url
+from tripwire.status import DEFAULT_LIMIT, MAX_LIMIT
 
 if TYPE_CHECKING:
     pass
@@ -340,9 +341,16 @@ def _check_services(settings: Settings) -> None:
 
 @app.command()
 @services_in_one_line
-def status() -> None:
-    """Runs, checkpoints and their state."""
-    _print_status(settings_for())
+def status(
+    run: Annotated[str | None, typer.Option(help="Only this run's checkpoints.")] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_LIMIT, help="Checkpoints per page, in (run, step) order.")
+    ] = DEFAULT_LIMIT,
+    offset: Annotated[int, typer.Option(min=0, help="Checkpoints to skip (the next page).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the page as JSON.")] = False,
+) -> None:
+    """Runs, checkpoints and their state, one page at a time; job counts; waiting folders."""
+    _print_status(settings_for(), run=run, limit=limit, offset=offset, as_json=as_json)
 
 
 @app.command()
@@ -366,11 +374,25 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
-def _print_status(settings: Settings) -> None:
-    from tripwire.status import status_tables
+def _print_status(
+    settings: Settings,
+    *,
+    run: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+    as_json: bool = False,
+) -> None:
+    from tripwire.status import UnknownRunError, read_status, render_tables
 
     try:
-        for table in status_tables(settings):
-            console.print(table)
+        snapshot, url = read_status(settings, run=run, limit=limit, offset=offset)
     except TripwireError as exc:
         raise fail(exc) from None
+    except UnknownRunError:
+        err.print(f"no run named {run!r}; `tripwire status` lists the runs", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        sys.stdout.write(snapshot.model_dump_json(indent=2) + "\n")
+        return
+    for table in render_tables(snapshot, url):
+        console.print(table)

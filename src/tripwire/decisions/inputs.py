@@ -9,8 +9,10 @@ and ``tripwire backtest`` all read through these functions, and the run state is
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session, selectinload
@@ -32,6 +34,7 @@ from tripwire.store.models import (
     Job,
     JobKind,
     TaskScore,
+    review_held,
 )
 from tripwire.store.outcomes import unpack_hashes, unpack_values
 
@@ -130,8 +133,7 @@ def with_scores(session: Session, evaluation_ids: Iterable[int]) -> list[Evaluat
 
 def is_held(checkpoint: Checkpoint) -> bool:
     """Whether the checkpoint is held for review (a held checkpoint never becomes a baseline)."""
-    meta = checkpoint.meta or {}
-    return bool(meta.get("review_hold")) and not meta.get("review_released")
+    return review_held(checkpoint.meta)
 
 
 def deep_dispatched(session: Session, checkpoint_ids: Iterable[int]) -> set[int]:
@@ -162,18 +164,37 @@ def earlier_in_run(session: Session, checkpoint: Checkpoint) -> list[Checkpoint]
 def run_state(session: Session, checkpoint: Checkpoint, suite_hash: str | None) -> RunState | None:
     """Where ``checkpoint`` stands in its run: the fold of ``RunState.after`` over the run's
     earlier decided checkpoints (a deep evaluation dispatched makes one the baseline unless it
-    is held). None while an earlier checkpoint is still undecided: decide in step order."""
-    earlier = earlier_in_run(session, checkpoint)
-    if any(c.state not in (CheckpointState.decided, CheckpointState.failed) for c in earlier):
+    is held). None while an earlier checkpoint is still undecided: decide in step order.
+
+    Reads the columns the fold needs, in three indexed queries, not the run's rows: a decision
+    costs little more at the run's 10,000th checkpoint than at its tenth."""
+    mine = order_key(checkpoint)
+    earlier = sorted(
+        (
+            row
+            for row in session.execute(
+                select(
+                    Checkpoint.step,
+                    Checkpoint.id,
+                    Checkpoint.state,
+                    Checkpoint.content_hash,
+                    Checkpoint.meta,
+                ).where(Checkpoint.run_id == checkpoint.run_id, Checkpoint.id != checkpoint.id)
+            ).tuples()
+            if _key(row[0], row[1]) < mine
+        ),
+        key=lambda row: _key(row[0], row[1]),
+    )
+    if any(r[2] not in (CheckpointState.decided, CheckpointState.failed) for r in earlier):
         return None
-    decided = [c for c in earlier if c.state == CheckpointState.decided]
-    times = counted_evaluations(session, [c.id for c in decided], suite_hash)
-    deep = deep_dispatched(session, [c.id for c in decided])
+    decided = [r for r in earlier if r[2] == CheckpointState.decided]
+    times = _counted_times(session, [r[1] for r in decided], suite_hash)
+    deep = deep_dispatched(session, [r[1] for r in decided])
     state = RunState()
-    for c in decided:
-        evaluation = times.get(c.id)
-        at = evaluation.created_at if evaluation is not None else None
-        state = state.after(c.content_hash, at, c.id in deep, held=is_held(c))
+    for _, checkpoint_id, _, content_hash, meta in decided:
+        state = state.after(
+            content_hash, times.get(checkpoint_id), checkpoint_id in deep, held=review_held(meta)
+        )
     if state.baseline is None:  # no baseline in the run yet: the nearest across runs
         found = lineage_baseline(session, checkpoint, suite_hash)
         if found is not None:
@@ -182,6 +203,29 @@ def run_state(session: Session, checkpoint: Checkpoint, suite_hash: str | None) 
             looks = state.looks_in_run
             state = RunState(found.checkpoint.content_hash, at, looks, looks)
     return state
+
+
+def _key(step: int | None, checkpoint_id: int) -> tuple[float, int]:
+    """:func:`order_key` of a row's columns."""
+    return (step if step is not None else math.inf, checkpoint_id)
+
+
+def _counted_times(
+    session: Session, checkpoint_ids: list[int], suite_hash: str | None
+) -> dict[int, datetime]:
+    """The ``created_at`` of :func:`counted_evaluations`, from three columns (same choice)."""
+    if not checkpoint_ids:
+        return {}
+    chosen: dict[int, tuple[str, datetime]] = {}
+    for checkpoint_id, digest, created_at in session.execute(
+        select(Evaluation.checkpoint_id, Evaluation.suite_hash, Evaluation.created_at)
+        .where(Evaluation.checkpoint_id.in_(checkpoint_ids), Evaluation.kind == "proxy")
+        .order_by(Evaluation.id)
+    ).tuples():
+        held = chosen.get(checkpoint_id)
+        if held is None or held[0] != suite_hash:
+            chosen[checkpoint_id] = (digest, created_at)
+    return {k: v[1] for k, v in chosen.items()}
 
 
 @dataclass(frozen=True, slots=True)

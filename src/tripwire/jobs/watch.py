@@ -27,6 +27,12 @@ from tripwire.store.source_state import NoteKind, Observed
 log = logging.getLogger(__name__)
 
 
+PENDING_RESCAN_S = 0.5
+"""Seconds between scans while a checkpoint is pending: its ready marker may land in a folder
+whose file events are reported late or lost (one renamed into place a moment earlier), and a
+rescan of unchanged folders costs little (``sources.walk``)."""
+
+
 @dataclass
 class ScanSummary:
     """What one pass over the sources found."""
@@ -230,6 +236,7 @@ class Watcher:
     ) -> None:
         while not stop.is_set():
             started = time.monotonic()
+            interval = self.scan_interval_s
             try:
                 summary = self.scan_once()
             except Exception as exc:  # e.g. the database briefly unreachable: try again
@@ -237,8 +244,10 @@ class Watcher:
             else:
                 if on_scan is not None:
                     on_scan(summary)
+                if summary.pending:
+                    interval = min(interval, PENDING_RESCAN_S)
             self._after_poll()
-            remaining = max(self.scan_interval_s - (time.monotonic() - started), 0.05)
+            remaining = max(interval - (time.monotonic() - started), 0.05)
             deadline = time.monotonic() + remaining
             while not stop.is_set() and time.monotonic() < deadline:
                 step = min(0.5, deadline - time.monotonic())

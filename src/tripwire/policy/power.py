@@ -31,7 +31,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from scipy.optimize import brentq
 from scipy.special import ndtr
 
 from tripwire.policy.compare import scale_factor
@@ -49,7 +48,7 @@ from tripwire.policy.schema import (
     Rule,
 )
 from tripwire.policy.sizes import ItemCount
-from tripwire.policy.stats import quantile, spent_alpha, tango_statistic
+from tripwire.policy.stats import brentq, quantile, spent_alpha, tango_statistic
 
 Status = Literal["ok", "underpowered", "unknown", "not_checked", "deterministic"]
 SEVERITY_ORDER = {"underpowered": 4, "unknown": 3, "not_checked": 2, "ok": 1, "deterministic": 0}

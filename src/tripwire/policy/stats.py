@@ -30,7 +30,6 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import bdtr, bdtrc, ndtr, ndtri, stdtr, stdtrit
 
 
@@ -432,3 +431,11 @@ def spent_alpha(alpha: float, look: int, horizon: int = 0) -> float:
     if k <= horizon:
         return alpha / (horizon + 1)
     return alpha / (k * (k + 1))
+
+
+def brentq(*args: Any, **kwargs: Any) -> Any:
+    """``scipy.optimize.brentq``, imported on first use: ``scipy.optimize`` costs about half a
+    second to import, and most commands (``status``, ``report``) never invert an interval."""
+    from scipy.optimize import brentq as found
+
+    return found(*args, **kwargs)

@@ -39,6 +39,8 @@ from tripwire.reports.model import (
     SuiteRef,
 )
 from tripwire.reports.render import (
+    read_site_rows,
+    site_lock,
     write_audit_page,
     write_checkpoint_report,
     write_items_report,
@@ -320,8 +322,9 @@ def checkpoint_report(
 
 
 def write_reports(session: Session, checkpoint_id: int, out_dir: Path) -> dict[str, Path]:
-    """Write one checkpoint's pages, its run's trajectory page and the site index (from grouped
-    counts, not every run's report): a report job costs what its run costs."""
+    """Write one checkpoint's pages, its run's trajectory page and the site index (its run's
+    row replaced in the rows last written, ``site.json``): a report job costs what its run
+    costs, whatever else the store holds."""
     from tripwire.reports.items import baseline_items
     from tripwire.reports.overview import site_rows
 
@@ -333,7 +336,13 @@ def write_reports(session: Session, checkpoint_id: int, out_dir: Path) -> dict[s
     cp = session.get(Checkpoint, checkpoint_id)
     assert cp is not None
     paths["run"] = write_run_report(run_report(session, cp.run_id), out_dir)
-    paths["index"] = write_site_index(site_rows(session), out_dir)
+    with site_lock(out_dir):  # two report jobs of two runs: neither loses the other's row
+        listed = read_site_rows(out_dir)
+        if listed is None:
+            rows = site_rows(session)
+        else:
+            rows = [r for r in listed if r.run != cp.run.name] + site_rows(session, [cp.run_id])
+        paths["index"] = write_site_index(rows, out_dir)
     return paths
 
 

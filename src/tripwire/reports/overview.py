@@ -6,9 +6,10 @@ Both read stored rows only.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import Field
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, true
 from sqlalchemy.orm import Session
 
 from tripwire.audit import verify_chain
@@ -263,10 +264,14 @@ def _ledger_row(session: Session, entry: LedgerEntry) -> LedgerRow:
     )
 
 
-def site_rows(session: Session) -> list[SiteRow]:
-    """Every run's line on the site index, in a few grouped queries (a report job updates the
-    index without building every run's report)."""
-    runs = {r.id: r.name for r in session.scalars(select(Run))}
+def site_rows(session: Session, run_ids: list[int] | None = None) -> list[SiteRow]:
+    """Every run's line on the site index (or only those of ``run_ids``), in a few grouped
+    queries (a report job updates its run's line without building every run's report)."""
+
+    def of_runs(column: Any) -> Any:
+        return column.in_(run_ids) if run_ids is not None else true()
+
+    runs = {r.id: r.name for r in session.scalars(select(Run).where(of_runs(Run.id)))}
     counts = {
         run_id: (n, last, failed)
         for run_id, n, last, failed in session.execute(
@@ -275,7 +280,9 @@ def site_rows(session: Session) -> list[SiteRow]:
                 func.count(Checkpoint.id),
                 func.max(Checkpoint.step),
                 func.sum(case((Checkpoint.state == CheckpointState.failed, 1), else_=0)),
-            ).group_by(Checkpoint.run_id)
+            )
+            .where(of_runs(Checkpoint.run_id))
+            .group_by(Checkpoint.run_id)
         ).tuples()
     }
     fired: dict[int, set[int]] = {}
@@ -290,7 +297,10 @@ def site_rows(session: Session) -> list[SiteRow]:
             Decision.rule_id,
             Decision.policy_name,
             Decision.policy_hash,
-        ).join(Checkpoint, Checkpoint.id == Decision.checkpoint_id)
+        )
+        .join(Checkpoint, Checkpoint.id == Decision.checkpoint_id)
+        .where(of_runs(Checkpoint.run_id))
+        .order_by(Decision.id)
     ).tuples():
         ref = PolicyRef(name=name, hash=digest)
         if ref not in policies.setdefault(run_id, []):
@@ -304,12 +314,14 @@ def site_rows(session: Session) -> list[SiteRow]:
         for run_id, n in session.execute(
             select(Checkpoint.run_id, func.count(func.distinct(JobRow.checkpoint_id)))
             .join(Checkpoint, Checkpoint.id == JobRow.checkpoint_id)
-            .where(JobRow.kind == JobKind.deep_eval)
+            .where(JobRow.kind == JobKind.deep_eval, of_runs(Checkpoint.run_id))
             .group_by(Checkpoint.run_id)
         ).tuples()
     }
     held: dict[int, int] = {}
-    for run_id, meta in session.execute(select(Checkpoint.run_id, Checkpoint.meta)).tuples():
+    for run_id, meta in session.execute(
+        select(Checkpoint.run_id, Checkpoint.meta).where(of_runs(Checkpoint.run_id))
+    ).tuples():
         if (meta or {}).get("review_hold") and not (meta or {}).get("review_released"):
             held[run_id] = held.get(run_id, 0) + 1
     now = datetime.now(UTC)

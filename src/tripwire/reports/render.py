@@ -2,7 +2,7 @@
 
 Layout under ``out_dir``::
 
-    index.html                        every run (write_site_index)
+    index.html, site.json             every run (write_site_index)
     <run>/index.html, index.json      the run's trajectory (write_run_report)
     <run>/<checkpoint>.html|json|md   one checkpoint's job report (write_checkpoint_report)
 
@@ -12,13 +12,16 @@ self-contained: inline CSS and SVG, no scripts, no external assets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import fcntl
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import jinja2
+from pydantic import BaseModel
 
 from tripwire.reports import panels, views
 from tripwire.reports.links import StaticLinks
@@ -116,8 +119,44 @@ def write_site_index(
     ]
     now = generated_at or datetime.now(UTC)
     path = out_dir.resolve() / "index.html"
+    listed = SiteRows(rows=sorted(summaries, key=lambda r: r.run))
+    write_atomic(out_dir.resolve() / SITE_ROWS_NAME, listed.model_dump_json(indent=2) + "\n")
     write_atomic(path, _render("site.html.j2", rows=rows, generated_at=now))
     return path
+
+
+SITE_ROWS_NAME = "site.json"
+"""The site index's rows as JSON, beside ``index.html``: a report job replaces its run's row."""
+
+
+class SiteRows(BaseModel):
+    """The rows of the site index, as written."""
+
+    schema_version: Literal[1] = 1
+    rows: list[SiteRow]
+
+
+@contextmanager
+def site_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.site.lock`` (an advisory ``flock``) while the site rows are read and
+    written again, so that report jobs in several worker processes take turns."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".site.lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_site_rows(out_dir: Path) -> list[SiteRow] | None:
+    """The rows the site index was last written with; None when there is no readable copy (an
+    older folder, or a hand edit): the caller then lists every run from the store."""
+    try:
+        text = (out_dir.resolve() / SITE_ROWS_NAME).read_text(encoding="utf-8")
+        return SiteRows.model_validate_json(text).rows
+    except (OSError, ValueError):
+        return None
 
 
 def write_items_report(report: ItemsReport, out_dir: Path) -> Path:

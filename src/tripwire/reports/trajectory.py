@@ -14,7 +14,7 @@ from tripwire.decisions.record import SubjectRecord
 from tripwire.lineage.graph import compute_of
 from tripwire.policy.backtest import compute_trigger
 from tripwire.policy.engine import BASELINE_RULE_ID
-from tripwire.reports.evaluations import evaluation_of
+from tripwire.reports.evaluations import preload
 from tripwire.reports.model import PolicyRef, RuleBand, RunReport, TrajectoryPoint
 from tripwire.reports.paths import checkpoint_href
 from tripwire.store.models import Job, JobKind, Run
@@ -34,6 +34,17 @@ def run_report(session: Session, run_id: int, now: datetime | None = None) -> Ru
             )
         )
     )
+    proxies = preload(
+        session,
+        (
+            (
+                found[0].decisions[0].record.checkpoint if found and found[0].decisions else None,
+                c.id,
+            )
+            for c in checkpoints
+            for found in [sets.get(c.id)]
+        ),
+    )
     points = []
     tasks: list[str] = []
     policies: list[PolicyRef] = []
@@ -43,7 +54,7 @@ def run_report(session: Session, run_id: int, now: datetime | None = None) -> Ru
         found = sets.get(cp.id)
         live = found[0] if found else None
         first = live.decisions[0] if live and live.decisions else None
-        proxy = evaluation_of(session, first.record.checkpoint if first else None, cp.id)
+        proxy = proxies.get(cp.id)
         all_fired = live.fired if live else []
         fired = [d for d in all_fired if d.row.rule_id != BASELINE_RULE_ID]
         baseline_evaluation = any(d.row.rule_id == BASELINE_RULE_ID for d in all_fired)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import time
 from pathlib import Path
 from types import TracebackType
@@ -19,8 +18,9 @@ from tripwire.sources.base import (
 )
 from tripwire.sources.classify import Rules, classify
 from tripwire.sources.hashing import HashCache
-from tripwire.sources.layout import DEFAULT_READY_MARKERS, is_candidate, is_skipped_dir
+from tripwire.sources.layout import DEFAULT_READY_MARKERS, is_candidate
 from tripwire.sources.parsed import ParsedFiles
+from tripwire.sources.walk import FolderWalk
 from tripwire.sources.watch import ChangeWatcher
 
 
@@ -57,6 +57,8 @@ class LocalDirectorySource:
         self.parsed = ParsedFiles()
         """Parsed configs, shard indexes and sidecars, kept while their files are unchanged."""
         self._watcher = ChangeWatcher(resolved)
+        self.folders = FolderWalk(resolved)
+        """The walk, remembering folder listings between scans (its counters: the last scan)."""
 
     @classmethod
     def from_settings(cls, root: Path | str, settings: Settings) -> LocalDirectorySource:
@@ -128,7 +130,8 @@ class LocalDirectorySource:
         """Judge every candidate directory; report symlinked folders that lead outside root.
 
         Symlinked folders are never followed: one inside ``root`` is found at its real place.
-        Folders that cannot be listed are added to ``unlisted``.
+        Folders that cannot be listed are added to ``unlisted``. Unchanged folders are not
+        listed again, and unchanged ready checkpoints not judged again (``walk.FolderWalk``).
         """
         outcomes: list[Outcome] = []
 
@@ -138,23 +141,21 @@ class LocalDirectorySource:
                 unlisted.append(Path(failure.path))
                 outcomes.append(failure)
 
-        for dirpath, dirnames, filenames in os.walk(
-            self.root, onerror=unlistable, followlinks=False
-        ):
-            dirnames[:] = sorted(d for d in dirnames if not is_skipped_dir(d))
-            for name in dirnames:
-                link = Path(dirpath, name)
-                if link.is_symlink() and not link.resolve().is_relative_to(self.root):
-                    reason = (
-                        f"symlink to {link.resolve()}, outside the watched root {self.root}; "
-                        "copy the checkpoint in, or watch the directory it lives in"
-                    )
-                    outcomes.append(DiscoveryFailure(path=link, reason=reason, unsafe=True))
-            if is_candidate(filenames, self.rules.ready_markers):
-                outcomes.append(
-                    classify(Path(dirpath), self.rules, self.hash_cache, now, parsed=self.parsed)
+        def symlink(link: Path) -> None:
+            if not link.resolve().is_relative_to(self.root):
+                reason = (
+                    f"symlink to {link.resolve()}, outside the watched root {self.root}; "
+                    "copy the checkpoint in, or watch the directory it lives in"
                 )
-        return outcomes
+                outcomes.append(DiscoveryFailure(path=link, reason=reason, unsafe=True))
+
+        found = self.folders.walk(
+            lambda names: is_candidate(names, self.rules.ready_markers),
+            lambda path: classify(path, self.rules, self.hash_cache, now, parsed=self.parsed),
+            symlink,
+            unlistable,
+        )
+        return outcomes + found
 
 
 GONE_ERRNOS = (errno.ENOENT, errno.ENOTDIR)

@@ -147,6 +147,8 @@ class SourceFailure(Base):
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved: Mapped[bool] = mapped_column(default=False)
 
+    __table_args__ = (Index("ix_source_failures_open", "resolved", "path"),)
+
 
 class ItemSet(Base):
     """An ordered list of item hashes, stored once (zlib-compressed, newline-separated)."""
@@ -259,7 +261,10 @@ class Decision(Base):
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     record_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    __table_args__ = (UniqueConstraint("checkpoint_id", "policy_hash", "rule_id"),)
+    __table_args__ = (
+        UniqueConstraint("checkpoint_id", "policy_hash", "rule_id"),
+        Index("ix_decisions_verdict_checkpoint", "verdict", "checkpoint_id"),
+    )
 
 
 class Job(Base):
@@ -290,6 +295,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_state", "state"),
         Index("ix_jobs_checkpoint", "checkpoint_id", "kind"),
+        Index("ix_jobs_kind_state", "kind", "state"),
     )
 
 
@@ -355,7 +361,10 @@ class Review(Base):
     """The token's name."""
     role: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    __table_args__ = (Index("ix_reviews_checkpoint", "checkpoint_id"),)
+    __table_args__ = (
+        Index("ix_reviews_checkpoint", "checkpoint_id"),
+        Index("ix_reviews_decision", "decision_id"),
+    )
 
 
 class NotificationState(enum.StrEnum):
@@ -416,6 +425,12 @@ class LedgerEntry(Base):
     """Which key signed it (``tripwire.store.seal.key_id``)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+
+
+def review_held(meta: dict[str, Any] | None) -> bool:
+    """Whether a checkpoint's ``meta`` holds it for review (by a fired rule or a reviewer) and
+    does not release it. A held checkpoint never becomes a baseline."""
+    return bool((meta or {}).get("review_hold")) and not (meta or {}).get("review_released")
 
 
 from tripwire.store.intake_models import IntakeEvent, SourceCursor  # noqa: E402

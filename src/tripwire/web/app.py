@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Annotated, Literal
 
 import redis
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -22,7 +22,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from tripwire import __version__
 from tripwire.metrics import Clock, TripwireCollector, broker_client, metrics_registry
 from tripwire.settings import Settings
-from tripwire.status import StatusSnapshot, status_snapshot
+from tripwire.status import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    StatusSnapshot,
+    UnknownRunError,
+    status_snapshot,
+)
 from tripwire.store.db import Database, init_db
 from tripwire.store.models import utcnow
 from tripwire.store.source_state import reconcile_health
@@ -121,12 +127,29 @@ def create_app(settings: Settings, *, clock: Clock = utcnow) -> FastAPI:
             body.status = "degraded"
         return JSONResponse(body.model_dump(), status_code=200 if body.status == "ok" else 503)
 
-    @app.get("/api/status", response_model=StatusSnapshot, tags=["status"])
-    def api_status() -> StatusSnapshot:
-        """Runs and their checkpoints (state, fired rules, deep jobs), and job counts."""
+    @app.get(
+        "/api/status",
+        response_model=StatusSnapshot,
+        tags=["status"],
+        responses={404: {"description": "``run`` names no run"}},
+    )
+    def api_status(
+        run: Annotated[str | None, Query(description="Only this run's checkpoints.")] = None,
+        limit: Annotated[
+            int,
+            Query(ge=1, le=MAX_LIMIT, description="Checkpoints per page, in (run, step) order."),
+        ] = DEFAULT_LIMIT,
+        offset: Annotated[
+            int, Query(ge=0, description="Checkpoints to skip: the last page's `next_offset`.")
+        ] = 0,
+    ) -> StatusSnapshot:
+        """One page of runs and their checkpoints (state, fired rules, deep jobs), with job
+        counts and folder notes. Follow ``next_offset`` until it is null for every page."""
         try:
             with db.session() as session:
-                return status_snapshot(session)
+                return status_snapshot(session, run=run, limit=limit, offset=offset)
+        except UnknownRunError:
+            raise HTTPException(404, f"no run named {run!r}") from None
         except SQLAlchemyError as exc:
             log.warning("/api/status: database unavailable: %s", _first_line(exc))
             raise HTTPException(503, "database unavailable") from None
