@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from tripwire.settings import Settings
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, answer TEXT NOT NULL)"
+_RESULTS = "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, result TEXT NOT NULL)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,23 @@ def _remove(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def tokenizer_digest(checkpoint: Path) -> str:
+    """A hash of the checkpoint folder's files other than weights and config (tokenizer and
+    generation settings): they change answers as much as the weights do."""
+    import hashlib
+
+    from tripwire.sources.layout import list_dir
+
+    listing = list_dir(checkpoint)
+    skip = set(listing.identity_files())
+    hashes = []
+    for name in sorted(listing.files):
+        if name in skip or name.startswith(".") or name == "tripwire.json":
+            continue
+        hashes.append((name, hashlib.sha256(listing.files[name].path.read_bytes()).hexdigest()))
+    return hashlib.sha256(json.dumps(hashes).encode()).hexdigest()
+
+
 class CheckpointAnswers:
     """One checkpoint's cached answers."""
 
@@ -109,7 +127,18 @@ class CheckpointAnswers:
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
+        self._db.execute(_RESULTS)
         os.utime(path)  # the eviction order is the order of last use
+
+    def result(self, key: str) -> str | None:
+        """A whole suite's result stored under ``key`` (JSON), if this checkpoint has one."""
+        row = self._db.execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row is not None else None
+
+    def put_result(self, key: str, result: str) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO results (key, result) VALUES (?, ?)", (key, result)
+        )
 
     def get(self, keys: Iterable[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}

@@ -20,13 +20,11 @@ import inspect
 import json
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from lm_eval.api.model import LM
 
 from tripwire.runner.response_store import CheckpointAnswers
-from tripwire.sources.layout import list_dir
 
 REQUEST_TYPES = ("loglikelihood", "loglikelihood_rolling", "generate_until")
 
@@ -69,19 +67,6 @@ def task_identity(task: Any) -> str:
     if version is None and isinstance(config.get("metadata"), dict):
         version = config["metadata"].get("version")
     return _digest({"version": version, "config": config})
-
-
-def tokenizer_digest(checkpoint: Path) -> str:
-    """A hash of the checkpoint folder's files other than weights and config (tokenizer and
-    generation settings): they change answers as much as the weights do."""
-    listing = list_dir(checkpoint)
-    skip = set(listing.identity_files())
-    hashes = []
-    for name in sorted(listing.files):
-        if name in skip or name.startswith(".") or name == "tripwire.json":
-            continue
-        hashes.append((name, hashlib.sha256(listing.files[name].path.read_bytes()).hexdigest()))
-    return _digest(hashes)
 
 
 class CachedLM(LM):  # type: ignore[misc]
