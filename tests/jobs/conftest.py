@@ -85,3 +85,27 @@ def corrupt_copy(source: Path, target: Path) -> Path:
     weights = target / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     return target
+
+
+def deep_suite_workspace(
+    tmp_path: Path, deep_suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> Workspace:
+    """The tiny proxy suite and policy, with fired rules dispatching ``deep_suite`` (a suite
+    file already written under ``tmp_path / "evals"``): for deep suites beyond lm-eval."""
+    for var in ("TRIPWIRE_BROKER_URL", "TRIPWIRE_DATABASE_URL", "TRIPWIRE_POLICY"):
+        monkeypatch.delenv(var, raising=False)
+    write_tasks(tmp_path / "evals" / "tiny")
+    (tmp_path / "evals" / "proxy.yaml").write_text(PROXY)
+    (tmp_path / "triggers").mkdir()
+    (tmp_path / "triggers" / "policy.yaml").write_text(
+        POLICY.replace("../evals/deep.yaml", f"../evals/{deep_suite.name}")
+    )
+    (tmp_path / "checkpoints").mkdir()
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=f"sqlite:///{tmp_path / 'home' / 'tripwire.db'}",
+        policy=tmp_path / "triggers" / "policy.yaml",
+        quiet_period_s=1.0,
+        scan_interval_s=0.2,
+    )
+    return Workspace(tmp_path, tmp_path / "checkpoints", settings)

@@ -144,30 +144,12 @@ def test_command_suites_are_deep_and_name_scores_not_lm_eval_settings(tmp_path: 
 def test_a_fired_rule_dispatches_the_command_and_the_report_shows_its_scores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.helpers import write_tasks
-    from tests.jobs.conftest import POLICY, PROXY, Workspace
+    from tests.jobs.conftest import deep_suite_workspace
     from tripwire.jobs.service import Service
-    from tripwire.settings import Settings
     from tripwire.store.models import Evaluation, Job, JobKind, JobState
 
-    for var in ("TRIPWIRE_BROKER_URL", "TRIPWIRE_DATABASE_URL", "TRIPWIRE_POLICY"):
-        monkeypatch.delenv(var, raising=False)
-    write_tasks(tmp_path / "evals" / "tiny")
-    (tmp_path / "evals" / "proxy.yaml").write_text(PROXY)
-    deep = write_command_suite(tmp_path / "evals")
-    (tmp_path / "triggers").mkdir()
-    (tmp_path / "triggers" / "policy.yaml").write_text(
-        POLICY.replace("../evals/deep.yaml", f"../evals/{deep.name}")
-    )
-    settings = Settings(
-        home=tmp_path / "home",
-        database_url=f"sqlite:///{tmp_path / 'home' / 'tripwire.db'}",
-        policy=tmp_path / "triggers" / "policy.yaml",
-        quiet_period_s=1.0,
-        scan_interval_s=0.2,
-    )
-    (tmp_path / "checkpoints").mkdir()
-    workspace = Workspace(tmp_path, tmp_path / "checkpoints", settings)
+    workspace = deep_suite_workspace(tmp_path, write_command_suite(tmp_path / "evals"), monkeypatch)
+    settings = workspace.settings
     workspace.land("step-100", seed=1)
     with Service(settings, [workspace.checkpoints]) as service:
         service.watcher.poll_once()
