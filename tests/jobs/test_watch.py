@@ -342,3 +342,64 @@ def test_a_pending_checkpoint_is_looked_at_again_without_waiting_for_the_interva
     finally:
         stop.set()
         loop.join(timeout=30)
+
+
+def test_a_restarted_watcher_takes_what_is_recorded_without_ingesting_it_again(
+    workspace: Workspace, ctx: Context, sent: Sent
+) -> None:
+    """After a restart, recorded folders are recognised in a few batched reads (no write per
+    folder); a new checkpoint, a copy at a new path, a folder whose files changed and a
+    checkpoint lacking the current proxy suite's job still go through ``ingest``."""
+    from sqlalchemy import event
+
+    for step, seed in ((100, 1), (200, 2), (300, 3), (500, 5)):
+        workspace.land(f"step-{step}", seed=seed)
+    with LocalDirectorySource(workspace.checkpoints, quiet_period_s=30.0) as first:
+        Watcher(ctx, [first]).scan_once()
+    assert len(sent.calls) == 4
+    with ctx.db.session() as s:
+        untouched = s.scalars(select(Checkpoint.content_hash).where(Checkpoint.step == 500)).one()
+    workspace.land("step-400", seed=4)
+    shutil.copytree(
+        workspace.checkpoints / "run-a" / "step-100", workspace.checkpoints / "run-b" / "step-100"
+    )
+    touched = workspace.checkpoints / "run-a" / "step-200" / "config.json"
+    time.sleep(0.01)
+    touched.write_text(touched.read_text())  # the same content, a new fingerprint
+    with ctx.db.session() as s:  # step 300's proxy job for the current suite is missing
+        job = s.scalars(
+            select(Job)
+            .join(Checkpoint)
+            .where(Checkpoint.step == 300, Job.kind == JobKind.proxy_eval)
+        ).one()
+        job.key = job.key + ":an-older-suite"
+    one_by_one: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        # ingest looks a checkpoint up by its content hash alone; the batched read uses IN
+        if "content_hash = " in statement and untouched in str(parameters):
+            one_by_one.append(statement)
+
+    event.listen(ctx.db.engine, "before_cursor_execute", count)
+    try:
+        with LocalDirectorySource(workspace.checkpoints, quiet_period_s=30.0) as again:
+            summary = Watcher(ctx, [again]).scan_once()  # a new watcher: nothing in memory
+    finally:
+        event.remove(ctx.db.engine, "before_cursor_execute", count)
+    assert summary.ready == 6
+    assert [n.split(" (")[0] for n in summary.new] == ["run-a step 400"]
+    with ctx.db.session() as s:
+        checkpoints = {c.step: c for c in s.scalars(select(Checkpoint))}
+        assert set(checkpoints) == {100, 200, 300, 400, 500}
+        assert str(workspace.checkpoints / "run-b" / "step-100") in {
+            loc.path for loc in checkpoints[100].locations
+        }
+        fingerprints = checkpoints[200].meta["fingerprints"]
+        recorded = fingerprints[str(workspace.checkpoints / "run-a" / "step-200")]
+        assert any(
+            f["name"] == "config.json" and f["mtime_ns"] == touched.stat().st_mtime_ns
+            for f in recorded["files"]
+        )
+        proxy_jobs = s.scalars(select(Job).where(Job.kind == JobKind.proxy_eval)).all()
+        assert len(proxy_jobs) == 6  # step 300 got the current suite's job
+    assert one_by_one == []  # step 500, recorded and unchanged, was not ingested again

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from tripwire.failures import FailureKind, classify_failure
 from tripwire.jobs.context import Context
-from tripwire.jobs.pipeline import ingest, reconcile
+from tripwire.jobs.pipeline import already_ingested, ingest, reconcile
 from tripwire.sources import CheckpointSource, DiscoveredCheckpoint, ScanResult
 from tripwire.store import source_state
 from tripwire.store.models import utcnow
@@ -135,7 +135,10 @@ class Watcher:
             observed[str(pending.path)] = Observed(
                 NoteKind.waiting, pending.reason, pending.waiting_for
             )
-        before = self._ingested.get(root, set())
+        before = self._ingested.get(root)
+        if before is None:  # this process's first scan of the root: what is recorded already
+            confirm = getattr(source, "confirm", None)
+            before = set() if confirm is not None else already_ingested(self.ctx, scan.ready)
         now_ready: set[tuple[str, str]] = set()
         for found in scan.ready:
             summary.ready += 1
