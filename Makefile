@@ -59,6 +59,7 @@ bench: $(STAMP) services
 	$(BIN)/python bench/sources.py
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/growth.py
+	$(BIN)/python bench/restart.py --folders 300 --rounds 2
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
