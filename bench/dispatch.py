@@ -34,7 +34,6 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -49,6 +48,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from tests.faults.servers import PrivateRedis  # noqa: E402
 from tests.helpers import make_checkpoint, write_tasks  # noqa: E402
 
+from landing import wait_started  # noqa: E402
 from tripwire.jobs import tasks  # noqa: E402
 from tripwire.jobs.context import Context  # noqa: E402
 from tripwire.jobs.pipeline import ingest  # noqa: E402
@@ -299,21 +299,6 @@ def bench_latency(
         f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {latencies[-1]:.2f} s   "
         f"(300 s polling watcher: mean 150 s, p95 285 s; {polling / p50:.0f}x faster at p50)"
     )
-
-
-def wait_started(db: Database, path: Path, timeout_s: float = 120.0) -> datetime:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with db.session() as s:
-            started = s.scalar(
-                select(Job.started_at)
-                .join(Checkpoint, Job.checkpoint_id == Checkpoint.id)
-                .where(Checkpoint.path == str(path.resolve()), Job.kind == JobKind.proxy_eval)
-            )
-        if started is not None:
-            return started
-        time.sleep(0.02)
-    raise SystemExit(f"{path} was not picked up within {timeout_s} s")
 
 
 def main() -> None:

@@ -57,6 +57,7 @@ from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from tests.helpers import make_checkpoint, write_tasks  # noqa: E402
 
+from landing import wait_started  # noqa: E402
 from tripwire.audit import verify_chain  # noqa: E402
 from tripwire.decisions import decide_checkpoint  # noqa: E402
 from tripwire.history import run_backtest  # noqa: E402
@@ -68,7 +69,7 @@ from tripwire.sources import LocalDirectorySource  # noqa: E402
 from tripwire.status import render_tables, status_snapshot  # noqa: E402
 from tripwire.store import repo  # noqa: E402
 from tripwire.store.db import Database  # noqa: E402
-from tripwire.store.models import Checkpoint, Job, JobKind, JobState, utcnow  # noqa: E402
+from tripwire.store.models import Checkpoint, Job, JobState, utcnow  # noqa: E402
 
 TASKS = ("t0", "t1", "t2", "t3", "t4")
 ITEMS = 100
@@ -358,7 +359,7 @@ def latency(root: Path, base: Path, database_url: str, landings: int) -> list[fl
                 tmp.rename(final)
                 ready_at = utcnow()
                 (final / "READY").touch()
-                started = _started(service.ctx.db, final)
+                started = wait_started(service.ctx.db, final)
                 out.append((started - ready_at).total_seconds())
                 service.wait_until_settled(timeout_s=600)
             stop.set()
@@ -368,21 +369,6 @@ def latency(root: Path, base: Path, database_url: str, landings: int) -> list[fl
         worker.wait(timeout=60)
         server.stop()
     return sorted(out)
-
-
-def _started(db: Database, path: Path, timeout_s: float = 120.0) -> datetime:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with db.session() as s:
-            started = s.scalar(
-                select(Job.started_at)
-                .join(Checkpoint, Job.checkpoint_id == Checkpoint.id)
-                .where(Checkpoint.path == str(path.resolve()), Job.kind == JobKind.proxy_eval)
-            )
-        if started is not None:
-            return started
-        time.sleep(0.02)
-    raise SystemExit(f"{path} was not picked up within {timeout_s} s")
 
 
 def main() -> None:
