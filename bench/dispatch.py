@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from tests.faults.servers import PrivateRedis  # noqa: E402
-from tests.helpers import make_checkpoint, write_tasks  # noqa: E402
+from tests.helpers import write_tasks  # noqa: E402
 
-from landing import wait_started  # noqa: E402
+from landing import time_landings  # noqa: E402
 from tripwire.jobs import tasks  # noqa: E402
 from tripwire.jobs.context import Context  # noqa: E402
 from tripwire.jobs.pipeline import ingest  # noqa: E402
@@ -275,16 +275,7 @@ def bench_latency(
             loop = threading.Thread(target=service.watcher.run, args=(stop,))
             loop.start()
             time.sleep(1.0)
-            for i in range(landings):
-                tmp = checkpoints / "lat" / f".tmp-{i}"
-                make_checkpoint(tmp, seed=1000 + i, ready=False)
-                final = checkpoints / "lat" / f"step-{i}"
-                tmp.rename(final)
-                ready_at = utcnow()
-                (final / "READY").touch()
-                started = wait_started(service.ctx.db, final)
-                latencies.append((started - ready_at).total_seconds())
-                service.wait_until_settled(timeout_s=300)
+            latencies.extend(time_landings(service, checkpoints / "lat", landings))
             stop.set()
             loop.join()
     finally:

@@ -57,7 +57,7 @@ from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 from tests.helpers import make_checkpoint, write_tasks  # noqa: E402
 
-from landing import wait_started  # noqa: E402
+from landing import time_landings  # noqa: E402
 from tripwire.audit import verify_chain  # noqa: E402
 from tripwire.decisions import decide_checkpoint  # noqa: E402
 from tripwire.history import run_backtest  # noqa: E402
@@ -352,16 +352,8 @@ def latency(root: Path, base: Path, database_url: str, landings: int) -> list[fl
             while len(scans) < 2:
                 time.sleep(0.1)
             service.wait_until_settled(timeout_s=600)
-            for i in range(landings):  # into a run folder the watcher already watches
-                tmp = base / "lat" / f".tmp-{i}"
-                make_checkpoint(tmp, seed=1000 + i, ready=False)
-                final = base / "lat" / f"step-{i}"
-                tmp.rename(final)
-                ready_at = utcnow()
-                (final / "READY").touch()
-                started = wait_started(service.ctx.db, final)
-                out.append((started - ready_at).total_seconds())
-                service.wait_until_settled(timeout_s=600)
+            # into a run folder the watcher already watches
+            out.extend(time_landings(service, base / "lat", landings))
             stop.set()
             loop.join()
     finally:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.helpers import make_checkpoint, write_suite, write_tasks
+from tests.runner.test_response_cache import GENERATE_TASK
 from tripwire.errors import EvaluationError, SuiteError
 from tripwire.policy.schema import load_policy
 from tripwire.runner import Runner
@@ -18,27 +19,12 @@ from tripwire.store.db import Database
 from tripwire.store.models import TaskScore
 from tripwire.suites import load_suite
 
-DIGIT_TASK = """\
-task: tiny_digit
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: ../data/tiny_add.jsonl
-output_type: generate_until
-test_split: test
-doc_to_text: "{{question}}="
-doc_to_target: "{{ (choices[answer] | string)[0] }}"
-generation_kwargs:
-  until: []
-  max_gen_toks: 1
-  do_sample: false
-metric_list:
-  - metric: exact_match
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
+DIGIT_TASK = (
+    GENERATE_TASK.replace("task: tiny_echo", "task: tiny_digit")
+    .replace("{{choices[answer]}}", "{{ (choices[answer] | string)[0] }}")
+    .replace('until: ["\\n"]', "until: []")
+    .replace("max_gen_toks: 4", "max_gen_toks: 1")
+)
 
 SUITE = """\
 name: elicited

@@ -129,7 +129,6 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
 
     Returns (checkpoint id, whether the checkpoint is new). Safe to call any number of times.
     """
-    suite = ctx.policy.proxy_suite
     path = str(found.path)
     params = parameters_of_folder(found.path)
     active = params.active if params is not None else None
@@ -159,23 +158,34 @@ def ingest(ctx: Context, found: DiscoveredCheckpoint) -> tuple[int, bool]:
         if not created:  # the same content at another path, or seen again at this one
             identity.remember_location(session, checkpoint, path, found.fingerprint)
             revived = revive_gone(session, checkpoint)
-        job, new_job = repo.ensure_job(
-            session,
-            key=f"proxy:{found.content_hash}:{suite.content_hash}",
-            max_attempts=ctx.max_attempts,
-            kind=JobKind.proxy_eval,
-            checkpoint_id=checkpoint.id,
-            suite_path=str(suite.path),
-            suite_hash=suite.content_hash,
-        )
-        checkpoint_id, job_id = checkpoint.id, job.id
-        if new_job:
-            job.enqueued_at = utcnow()  # noted in the same transaction; a crash before the
-            # send below leaves a pending job that the reconciler re-sends
+        job_id, new_job = _proxy_job(ctx, session, checkpoint)
+        checkpoint_id = checkpoint.id
     if new_job:
         ctx.send(TASK_NAMES[JobKind.proxy_eval], job_id)
     send_jobs(ctx, revived)
     return checkpoint_id, created
+
+
+def proxy_job_key(content_hash: str, suite_hash: str) -> str:
+    return f"proxy:{content_hash}:{suite_hash}"
+
+
+def _proxy_job(ctx: Context, session: Session, checkpoint: Checkpoint) -> tuple[int, bool]:
+    """The checkpoint's proxy job for the current proxy suite, created if new: (id, new)."""
+    suite = ctx.policy.proxy_suite
+    job, new_job = repo.ensure_job(
+        session,
+        key=proxy_job_key(checkpoint.content_hash, suite.content_hash),
+        max_attempts=ctx.max_attempts,
+        kind=JobKind.proxy_eval,
+        checkpoint_id=checkpoint.id,
+        suite_path=str(suite.path),
+        suite_hash=suite.content_hash,
+    )
+    if new_job:
+        job.enqueued_at = utcnow()  # noted in the same transaction; a crash before the send
+        # leaves a pending job that the reconciler re-sends
+    return job.id, new_job
 
 
 def already_ingested(ctx: Context, found: list[DiscoveredCheckpoint]) -> set[tuple[str, str]]:
@@ -211,7 +221,7 @@ def already_ingested(ctx: Context, found: list[DiscoveredCheckpoint]) -> set[tup
             proxy_keys = set(
                 session.scalars(
                     select(Job.key).where(
-                        Job.key.in_([f"proxy:{h}:{suite.content_hash}" for h in checkpoints])
+                        Job.key.in_([proxy_job_key(h, suite.content_hash) for h in checkpoints])
                     )
                 )
             )
@@ -232,7 +242,7 @@ def already_ingested(ctx: Context, found: list[DiscoveredCheckpoint]) -> set[tup
             for content_hash, checkpoint in checkpoints.items():
                 if checkpoint.id in gone:
                     continue
-                if f"proxy:{content_hash}:{suite.content_hash}" not in proxy_keys:
+                if proxy_job_key(content_hash, suite.content_hash) not in proxy_keys:
                     continue
                 paths = located.get(checkpoint.id, set()) | {checkpoint.path}
                 recorded = (checkpoint.meta or {}).get(identity.FINGERPRINTS) or {}
@@ -256,7 +266,6 @@ def ingest_system(
     Returns (checkpoint id, whether it is new). Registering the same declaration again changes
     nothing; a new version is a new subject in the same run.
     """
-    suite = ctx.policy.proxy_suite
     with ctx.db.session() as session:
         if step is None:
             step = repo.next_step(session, run)
@@ -269,18 +278,8 @@ def ingest_system(
             stage=stage,
             meta={"system": system.model_dump()},
         )
-        job, new_job = repo.ensure_job(
-            session,
-            key=f"proxy:{system.content_hash}:{suite.content_hash}",
-            max_attempts=ctx.max_attempts,
-            kind=JobKind.proxy_eval,
-            checkpoint_id=checkpoint.id,
-            suite_path=str(suite.path),
-            suite_hash=suite.content_hash,
-        )
-        checkpoint_id, job_id = checkpoint.id, job.id
-        if new_job:
-            job.enqueued_at = utcnow()
+        job_id, new_job = _proxy_job(ctx, session, checkpoint)
+        checkpoint_id = checkpoint.id
     if new_job:
         ctx.send(TASK_NAMES[JobKind.proxy_eval], job_id)
     return checkpoint_id, created

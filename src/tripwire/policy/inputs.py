@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from tripwire.suites import PROFILE_SEPARATOR
+
 
 @dataclass(frozen=True, slots=True)
 class Score:
@@ -79,4 +81,4 @@ class Lineage:
 def benchmarks_of(names: Iterable[str]) -> list[str]:
     """What ``benchmarks: ["*"]`` means: every task, not its elicitation profiles' own rows
     (``task@profile``; the task's row already holds the best of them)."""
-    return sorted(n for n in names if "@" not in n)
+    return sorted(n for n in names if PROFILE_SEPARATOR not in n)

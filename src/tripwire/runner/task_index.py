@@ -224,10 +224,10 @@ class BuiltinTaskIndex:
     def knows(self, name: str) -> bool:
         return name in self.names()
 
-    def folder_names(self, name: str) -> list[str]:
-        """The top-level folders ``name`` needs: its own and its members', recursively."""
+    def _walk(self, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``name`` and its members, recursively, depth first in the order they are listed;
+        each known name once."""
         names = self.names()
-        found: list[str] = []
         stack, seen = [name], set()
         while stack:
             current = stack.pop()
@@ -235,26 +235,16 @@ class BuiltinTaskIndex:
                 continue
             seen.add(current)
             entry = names[current]
-            if entry["folder"] and entry["folder"] not in found:
-                found.append(entry["folder"])
-            stack.extend(entry["members"])
-        return sorted(found)
+            yield current, entry
+            stack.extend(reversed(entry["members"]))
+
+    def folder_names(self, name: str) -> list[str]:
+        """The top-level folders ``name`` needs: its own and its members', recursively."""
+        return sorted({entry["folder"] for _, entry in self._walk(name) if entry["folder"]})
 
     def leaves(self, name: str) -> list[str]:
         """The tasks ``name`` runs: itself, or its members' tasks, recursively."""
-        names = self.names()
-        found: list[str] = []
-        stack, seen = [name], set()
-        while stack:
-            current = stack.pop()
-            if current in seen or current not in names:
-                continue
-            seen.add(current)
-            entry = names[current]
-            if entry["kind"] == "task":
-                found.append(current)
-            stack.extend(reversed(entry["members"]))
-        return found
+        return [current for current, entry in self._walk(name) if entry["kind"] == "task"]
 
     def data_of(self, task: str) -> dict[str, Any] | None:
         """A task's ``{"path", "name", "splits"}`` (its dataset), if its YAML names one."""
