@@ -4,6 +4,7 @@ the 2PL fitted to them does not have, so the fit is never exactly right)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,7 +15,9 @@ from tripwire.policy.engine import evaluate_rule
 from tripwire.policy.inputs import Lineage, Score, Snapshot
 from tripwire.policy.rules import Context
 from tripwire.policy.schema import Rule
+from tripwire.proxies.anchors import estimate_full
 from tripwire.proxies.irt import Array, ItemParams
+from tripwire.proxies.staged import DISAGREEMENT, look_confidence, settle
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,52 +97,127 @@ def decision_agreement(
     """Decide ``rule`` for checkpoints ``baselines + changes`` against ``baselines`` twice,
     through the engine's own ``evaluate_rule``: once with every item scored (paired item by
     item), once with the anchors' estimate and band (``estimator: irt-anchor``)."""
-    from tripwire.proxies.anchors import estimate_full
-
-    n_items = world.items.a.size
     task = rule_task(rule)
-    hashes = tuple(f"item{j}" for j in range(n_items))
-    anchor_hashes = tuple(hashes[j] for j in anchor_index)
     full_fired, anchor_fired = [], []
     for base_theta, change in zip(baselines, changes, strict=True):
         answers = world.answers(rng, np.array([base_theta, base_theta + change]))
-        est = estimate_full(answers[:, anchor_index], anchor_index, fitted, misfit_sd)
-        full, anchored = [], []
-        for row in range(2):
-            values = answers[row]
-            full.append(
-                Score(task, float(values.mean()), None, n_items, True, hashes, values, "full")
-            )
-            anchored.append(
-                Score(
-                    task,
-                    float(est.score[row]),
-                    float(est.se[row]),
-                    anchor_index.size,
-                    True,
-                    anchor_hashes,
-                    values[anchor_index],
-                    "anchors",
-                    estimator="irt-anchor",
-                    shared_se=misfit_sd,
-                )
-            )
-        verdicts = []
-        for scores in (full, anchored):
-            ctx = Context(
-                Comparer(
-                    Snapshot("current", "sim", 2, {task: scores[1]}),
-                    Snapshot("baseline", "sim", 1, {task: scores[0]}),
-                ),
-                Lineage(),
-                NOW,
-                confidence,
-            )
-            verdicts.append(evaluate_rule(rule, ctx).verdict == "fired")
-        full_fired.append(verdicts[0])
-        anchor_fired.append(verdicts[1])
-    expected = world.p(baselines + changes).mean(axis=1) - world.p(baselines).mean(axis=1)
-    return Agreement(np.array(full_fired), np.array(anchor_fired), 100.0 * expected)
+        full_fired.append(_fires(rule, _full_scores(task, answers), confidence))
+        anchored = _anchor_scores(task, answers, anchor_index, fitted, misfit_sd)
+        anchor_fired.append(_fires(rule, anchored, confidence))
+    return Agreement(
+        np.array(full_fired), np.array(anchor_fired), _true_change(world, baselines, changes)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StagedAgreement:
+    """Rule verdicts of a staged proxy against the full item set, with what each cost."""
+
+    agreement: Agreement
+    stage: Array
+    """The stage that decided each pair."""
+    items: Array
+    """Items the checkpoint was asked (the baseline is asked the stages once, however many
+    checkpoints it serves: its answers are cached)."""
+
+
+def staged_agreement(
+    world: World,
+    fitted: ItemParams,
+    stages: Sequence[Array],
+    misfit_sd: float,
+    rule: Rule,
+    rng: np.random.Generator,
+    baselines: Array,
+    changes: Array,
+    confidence: float = 0.95,
+    disagreement: float = DISAGREEMENT,
+) -> StagedAgreement:
+    """Decide ``rule`` for each pair with a staged proxy (``tripwire.proxies.staged``): both
+    checkpoints on the anchors of ``stages[0]``, then on each larger (nested) stage while
+    ``settle`` leaves the question open; the last stage is decided as the rule says. The full
+    item set decides each pair too, for comparison."""
+    task = rule_task(rule)
+    looks = len(stages) - 1
+    look = look_confidence(looks, disagreement)
+    full_fired, staged_fired, stage_of, items = [], [], [], []
+    for base_theta, change in zip(baselines, changes, strict=True):
+        answers = world.answers(rng, np.array([base_theta, base_theta + change]))
+        full = _fires(rule, _full_scores(task, answers), confidence)
+        fired, reached = False, looks
+        for s, index in enumerate(stages):
+            scores = _anchor_scores(task, answers, index, fitted, misfit_sd)
+            if s == looks:
+                fired = _fires(rule, scores, confidence)
+                break
+            settled = settle(rule, pair_context(scores, confidence), look)
+            if settled != "open":
+                fired, reached = settled == "fired", s
+                break
+        full_fired.append(full)
+        staged_fired.append(fired)
+        stage_of.append(reached)
+        items.append(stages[reached].size)
+    agreement = Agreement(
+        np.array(full_fired), np.array(staged_fired), _true_change(world, baselines, changes)
+    )
+    return StagedAgreement(agreement, np.array(stage_of), np.array(items))
+
+
+def _full_scores(task: str, answers: Array) -> list[Score]:
+    """(baseline, current) scored on every item."""
+    hashes = tuple(f"item{j}" for j in range(answers.shape[1]))
+    return [
+        Score(task, float(row.mean()), None, row.size, True, hashes, row, "full")
+        for row in answers
+    ]
+
+
+def _anchor_scores(
+    task: str, answers: Array, index: Array, fitted: ItemParams, misfit_sd: float
+) -> list[Score]:
+    """(baseline, current) scored on the items ``index``: the anchors' estimate and band."""
+    est = estimate_full(answers[:, index], index, fitted, misfit_sd)
+    hashes = tuple(f"item{j}" for j in index)
+    return [
+        Score(
+            task,
+            float(est.score[row]),
+            float(est.se[row]),
+            index.size,
+            True,
+            hashes,
+            answers[row, index],
+            f"anchors-{index.size}",
+            estimator="irt-anchor",
+            shared_se=misfit_sd,
+        )
+        for row in range(2)
+    ]
+
+
+def pair_context(scores: list[Score], confidence: float) -> Context:
+    """The engine's context for (baseline, current) scores of one task."""
+    task = scores[0].task
+    return Context(
+        Comparer(
+            Snapshot("current", "sim", 2, {task: scores[1]}),
+            Snapshot("baseline", "sim", 1, {task: scores[0]}),
+        ),
+        Lineage(),
+        NOW,
+        confidence,
+    )
+
+
+def _fires(rule: Rule, scores: list[Score], confidence: float) -> bool:
+    return evaluate_rule(rule, pair_context(scores, confidence)).verdict == "fired"
+
+
+def _true_change(world: World, baselines: Array, changes: Array) -> Array:
+    """True change in expected full score, in points."""
+    change = world.p(baselines + changes).mean(axis=1) - world.p(baselines).mean(axis=1)
+    return np.asarray(100.0 * change)
 
 
 def rule_task(rule: Rule) -> str:
