@@ -24,12 +24,21 @@ import argparse
 import time
 
 import numpy as np
+from scipy.optimize import brentq
 
-from tripwire.policy.schema import DeltaRule
+from tripwire.policy.power import Planning, rule_power
+from tripwire.policy.schema import DeltaRule, Policy
+from tripwire.policy.sizes import ItemCount
 from tripwire.proxies.adaptive import adaptive_test, responder
-from tripwire.proxies.anchors import choose_anchors, cross_validate, estimate_full
-from tripwire.proxies.irt import fit_2pl
-from tripwire.proxies.simulate import decision_agreement, leaps, make_world
+from tripwire.proxies.anchors import choose_anchors, cross_validate, estimate_full, expected_se
+from tripwire.proxies.irt import ItemParams, fit_2pl
+from tripwire.proxies.simulate import (
+    World,
+    decision_agreement,
+    leaps,
+    make_world,
+    staged_agreement,
+)
 
 Z95 = 1.959964
 LEVEL = 0.50
@@ -40,7 +49,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=14042)
     parser.add_argument("--fit", type=int, default=60, help="checkpoints fitted")
     parser.add_argument("--held-out", type=int, default=200)
-    parser.add_argument("--anchors", default="100,400")
+    parser.add_argument("--anchors", default="100,400,702")
+    parser.add_argument("--stages", default="100,200,400,702", help="nested staged-proxy sizes")
     parser.add_argument("--pairs", type=int, default=300, help="checkpoint pairs decided")
     parser.add_argument("--adaptive", type=int, default=100, help="checkpoints tested adaptively")
     parser.add_argument("--guessing", type=float, default=0.25)
@@ -117,6 +127,38 @@ def main() -> None:
                 f"{found.full.mean():.1%} / {found.anchored.mean():.1%} |"
             )
     print()
+    sizes = [int(x) for x in args.stages.split(",")]
+    stages = [choose_anchors(fit.items, k, args.seed).index for k in sizes]
+    header = [
+        f"staged proxy ({' / '.join(map(str, sizes))} anchors)",
+        "agreement with every item",
+        "items per checkpoint: mean / median / max",
+        "pairs decided at each stage",
+    ]
+    print("| " + " | ".join(header) + " |")
+    print("|---|---|---|---|")
+    for mode in ("detected", "point"):
+        staged = staged_agreement(
+            world,
+            fit.items,
+            stages,
+            rows[0][1].misfit_sd,
+            DeltaRule.model_validate(
+                {"id": "r", "type": "delta", "benchmarks": ["t"], "threshold": 5.0, "mode": mode}
+            ),
+            rng,
+            rng.normal(0.0, 1.0, args.pairs),
+            leaps(rng, args.pairs),
+        )
+        share = staged.items / args.items
+        counts = np.bincount(staged.stage, minlength=len(sizes))
+        print(
+            f"| {mode} | {staged.agreement.rate:.1%} | {share.mean():.1%} / "
+            f"{np.median(share):.1%} / {share.max():.1%} | "
+            f"{' / '.join(f'{c / args.pairs:.0%}' for c in counts)} |"
+        )
+    print()
+    power_rows(world, fit.items, [(r[0], r[1].misfit_sd) for r in rows], rng, args)
     k_max = max(r[0] for r in rows)
     asked, decided, wrong = [], 0, 0
     misfit = rows[-1][1].misfit_sd
@@ -136,6 +178,68 @@ def main() -> None:
     )
     for k, *_, static_decided in rows:
         print(f"| static anchors | {k} | {static_decided:.0%} | |")
+
+
+def power_rows(
+    world: World,
+    fitted: ItemParams,
+    anchor_sets: list[tuple[int, float]],
+    rng: np.random.Generator,
+    args: argparse.Namespace,
+) -> None:
+    """``tripwire policy check``'s MDE for a +5-point delta rule on an anchored task (from the
+    anchor set's band at the fitted population's mean ability), checked: pairs whose baseline
+    has that ability and whose true rise is threshold + MDE, decided by the engine on the
+    anchors' estimates, should fire at the planned power (80%)."""
+    policy = Policy.model_validate(
+        {
+            "schema_version": 1,
+            "name": "bench",
+            "proxy_suite": "proxy.yaml",
+            "rules": [
+                {
+                    "id": "r",
+                    "type": "delta",
+                    "benchmarks": ["t"],
+                    "threshold": 5.0,
+                    "sequential": {"method": "none"},
+                }
+            ],
+        }
+    )
+    rule = policy.rules[0]
+    print("| anchors | policy check: change se / MDE (detected, 95%) | fires at +5 + MDE |")
+    print("|---|---|---|")
+    for k, misfit in anchor_sets:
+        index = choose_anchors(fitted, k, args.seed).index
+        se = expected_se(index, fitted, misfit, 0.0)
+        count = ItemCount(k, "anchors", estimate_se=se, shared_se=misfit)
+        part = rule_power(rule, policy, {"t": count}, Planning(), "rules.0").parts[0]
+        assert part.mde is not None and part.band is not None
+        rise = rise_to(world, (5.0 + part.mde) / 100)
+        found = decision_agreement(
+            world,
+            fitted,
+            index,
+            misfit,
+            rule,
+            rng,
+            np.zeros(args.pairs),
+            np.full(args.pairs, rise),
+        )
+        rate = float(found.anchored.mean())
+        margin = 1.96 * np.sqrt(rate * (1 - rate) / args.pairs)
+        print(
+            f"| {k} | {part.band:.2f} / {part.mde:.1f} points | "
+            f"{rate:.1%} +- {margin:.1%} (planned 80%) |"
+        )
+    print()
+
+
+def rise_to(world: World, change: float) -> float:
+    """The ability rise (logits) from 0 that raises the expected full score by ``change``."""
+    base = float(world.p(np.array([0.0])).mean())
+    return float(brentq(lambda x: float(world.p(np.array([x])).mean()) - base - change, 0.0, 8.0))
 
 
 if __name__ == "__main__":

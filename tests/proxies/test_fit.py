@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from tripwire.cli import app
 from tripwire.decisions.inputs import score_of
 from tripwire.errors import SuiteError
+from tripwire.policy.check import check_policy, power_table
 from tripwire.policy.compare import measure_change, measure_score
 from tripwire.proxies.file import anchored, load_anchor_file
 from tripwire.proxies.simulate import make_world
@@ -156,3 +158,41 @@ def test_a_missing_anchor_file_names_the_command(tmp_path: Path) -> None:
     path.write_text("name: tiny\nkind: proxy\ntasks:\n  - task: t\n    anchor: anchors/t.json\n")
     with pytest.raises(SuiteError, match="tripwire proxy fit"):
         load_suite(path)
+
+
+def test_policy_check_plans_anchored_tasks_with_the_anchor_files_band(
+    stored: tuple[Path, Database],
+) -> None:
+    """policy check counts an anchored task's anchors, not the full benchmark's items, and
+    plans its rules with the band the anchor file gives (a normal comparison of estimates, the
+    shared misfit counted once); an underpowered rule's error says to fit more anchors."""
+    suite_path, _ = stored
+    runner = CliRunner()
+    assert runner.invoke(app, ["proxy", "fit", str(suite_path), "--anchors", "20"]).exit_code == 0
+    (suite_path.parent / "proxy.yaml").write_text(
+        "name: tiny\nkind: proxy\ntasks:\n  - task: t\n    anchor: anchors/t.json\n"
+    )
+    policy = suite_path.parent / "policy.yaml"
+    policy.write_text(
+        "schema_version: 1\nname: p\nproxy_suite: proxy.yaml\nrules:\n"
+        "  - {id: rise, type: delta, benchmarks: [t], threshold: 40, mode: point}\n"
+        "  - {id: small, type: delta, benchmarks: [t], threshold: 5, mode: detected,\n"
+        "     sequential: {method: none}}\n"
+    )
+    anchor = load_anchor_file(suite_path.parent / "anchors" / "t.json")
+    band = 100 * np.sqrt(2 * anchor.expected_se() ** 2 - 2 * anchor.misfit_sd**2)
+    assert band > 100 * np.sqrt(0.25 / N_ITEMS)  # wider than pairing every item would give
+
+    checked = check_policy(policy)
+    assert checked.counts["t"].items == 20
+    rise, small = (row.parts[0] for row in checked.rules)
+    assert rise.band == pytest.approx(band) and small.band == pytest.approx(band)
+    assert rise.discordance is None
+    assert rise.mde == pytest.approx(0.841621 * band, rel=1e-4)  # point: z(80%) se
+    assert small.mde == pytest.approx((1.644854 + 0.841621) * band, rel=1e-4)
+    assert len(checked.underpowered) == 1
+    assert "rule 'small'" in checked.underpowered[0]
+    assert "more anchors (tripwire proxy fit --anchors)" in checked.underpowered[0]
+    console = Console(record=True, width=240)
+    console.print(power_table(checked))
+    assert "20 anchors" in console.export_text()

@@ -93,14 +93,19 @@ def check_policy(path: Path, planning: Planning | None = None, **options: object
             loc = (*rule_loc, part.field)
             if part.status == "underpowered" and row.mode != "point":
                 assert part.mde is not None and part.margin is not None
+                if part.band is None:
+                    basis = f"discordance {part.discordance or 0:.2f}"
+                    more = "more items (subset.size or limit)"
+                else:
+                    basis = f"anchored estimates, change se {part.band:.1f} {row.unit}"
+                    more = "more anchors (tripwire proxy fit --anchors)"
                 message = (
                     f"rule {row.rule_id!r} cannot decide its threshold on {part.label}: "
                     f"minimum detectable effect {part.mde:.1f} {row.unit} > {part.margin:g} "
                     f"{row.unit} with {part.items} items ({row.mode}, {row.confidence:.0%} "
                     f"one-sided, {row.spending}, alpha {row.alpha:.2g} per comparison, "
-                    f"{planning.power:.0%} power, discordance {part.discordance or 0:.2f}); "
-                    "allowed: a larger threshold, more items (subset.size or limit), fewer "
-                    "planned looks (sequential.looks), a lower confidence, or "
+                    f"{planning.power:.0%} power, {basis}); allowed: a larger threshold, "
+                    f"{more}, fewer planned looks (sequential.looks), a lower confidence, or "
                     "--allow-underpowered"
                 )
                 underpowered.append(f"{loaded.path}: {problem_at(data, loc, message)}")
@@ -164,6 +169,8 @@ def power_table(check: PolicyCheck) -> Table:
         run_bound = row.run_no_change_bound
         for i, part in enumerate(row.parts):
             items = "?" if part.items is None else f"{'~' if part.approximate else ''}{part.items}"
+            if part.band is not None:
+                items += " anchors"
             at = part.decides_at
             verb = "fires at"
             if row.mode == "cannot_rule_out":

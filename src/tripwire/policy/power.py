@@ -92,6 +92,9 @@ class PartPower:
     """``point`` and ``cannot_rule_out``: the chance one look fires when nothing changed."""
     discordance: float | None = None
     """The discordance assumed for this comparison (paired changes)."""
+    band: float | None = None
+    """Anchored tasks: the standard error of the comparison, in the rule's unit, from the
+    anchor file (a comparison of 2PL estimates, not paired items)."""
     direction: int = 1
     """+1: the comparison fires on a rise past the threshold; -1: on staying at or below it
     (a divergence's risk set)."""
@@ -241,6 +244,15 @@ def _no_change(margin_se: float, alpha: float, mode: str) -> float | None:
     return None
 
 
+def _change_variance(task: str, count: ItemCount, planning: Planning) -> float:
+    """Variance (fraction^2) of one task's change: paired items, or two anchored estimates."""
+    change_se = count.change_se()
+    if change_se is not None:
+        return change_se**2
+    assert count.items
+    return planning.for_task(task) / count.items
+
+
 def _items(counts: dict[str, ItemCount], name: str) -> ItemCount:
     return counts.get(name) or ItemCount(None, "not in the proxy suite")
 
@@ -297,9 +309,15 @@ def rule_power(
         scale = scale_factor(rule.scale, base)
         margin = rule.threshold if rule.threshold > 0 else None
         for label, task, count in pairs:
-            mde = rate = None
-            d = planning.for_task(task)
-            if count.items:
+            mde = rate = band = None
+            d: float | None = planning.for_task(task)
+            change_se = count.change_se()
+            if change_se is not None:  # anchored: a normal comparison of two estimates
+                d = None
+                band = change_se * scale
+                mde = _mde(band, alpha, mode, planning)
+                rate = _no_change(rule.threshold / band, alpha, mode)
+            elif count.items and d is not None:
                 se = math.sqrt(d / count.items) * scale
                 cut = rule.threshold / scale
                 mde = paired_mde(count.items, d, cut, alpha, planning.power, mode) * scale
@@ -316,6 +334,7 @@ def rule_power(
                     mode,
                     rate,
                     d,
+                    band=band,
                 )
             )
         note = "" if margin is not None else "threshold 0: any established rise"
@@ -326,8 +345,11 @@ def rule_power(
         margin = (rule.critical_level - rule.level) if rule.critical_level else None
         for name in names:
             count = _items(counts, name)
-            mde = None
-            if count.items:
+            mde = band = None
+            if count.estimate_se is not None:
+                band = count.estimate_se * 100
+                mde = _mde(band, alpha, mode, planning)
+            elif count.items:
                 se = math.sqrt(level * (1 - level) / count.items) * 100
                 mde = _mde(se, alpha, mode, planning)
             parts.append(
@@ -340,6 +362,7 @@ def rule_power(
                     "critical_level",
                     rule.level,
                     mode,
+                    band=band,
                 )
             )
         note = "margin: critical minus alert level" if margin else "no critical level to resolve"
@@ -352,15 +375,15 @@ def rule_power(
         }
         for label, names in (("general", rule.general), ("risk", rule.risk)):
             found = [(n, _items(counts, n)) for n in names]
-            known = [(n, c.items) for n, c in found if c.items]
+            known = [(n, c) for n, c in found if c.items]
             mde = None
             if len(known) == len(found):
-                se = math.sqrt(sum(planning.for_task(n) / k for n, k in known)) / len(known)
-                mde = _mde(se * scale, alpha, mode, planning)
+                se = math.sqrt(sum(_change_variance(n, c, planning) for n, c in known))
+                mde = _mde(se / len(known) * scale, alpha, mode, planning)
             parts.append(
                 PartPower(
                     f"{label}: {', '.join(names)}",
-                    sum(k for _, k in known) if len(known) == len(found) else None,
+                    sum(c.items or 0 for _, c in known) if len(known) == len(found) else None,
                     any(c.approximate for _, c in found),
                     mde,
                     *margins[label],

@@ -7,6 +7,7 @@ imports lm-eval (indexing its tasks takes seconds).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,19 @@ class ItemCount:
     source: str
     """Where the figure comes from."""
     approximate: bool = False
+    estimate_se: float | None = None
+    """An anchored task's band (fraction) at the fitted checkpoints' mean ability: its score
+    is the 2PL estimate of the full benchmark's, compared with this standard error."""
+    shared_se: float | None = None
+    """The part of ``estimate_se`` two estimates from the same anchors share (the misfit)."""
+
+    def change_se(self) -> float | None:
+        """Standard error (fraction) of a change between two estimates on these anchors, the
+        shared misfit counted once (``tripwire.policy.compare.measure_change``)."""
+        if self.estimate_se is None:
+            return None
+        shared = self.shared_se or 0.0
+        return math.sqrt(max(2 * self.estimate_se**2 - 2 * shared**2, 0.0))
 
 
 def known_task(name: str) -> KnownTask | None:
@@ -107,11 +121,28 @@ def count_items(entry: SuiteTask, include_dirs: list[Path]) -> ItemCount:
     return ItemCount(min(per_leaf * known.leaves, known.items), source, not exact)
 
 
+def anchored_count(entry: SuiteTask, suite_path: Path) -> ItemCount:
+    """An anchored task: its anchors, and the band its anchor file gives a typical checkpoint."""
+    from tripwire.proxies.file import load_anchor_file  # numpy and scipy, only when anchored
+
+    assert entry.anchor is not None
+    found = load_anchor_file(suite_path.parent / entry.anchor)
+    return ItemCount(
+        len(found.anchors),
+        f"anchor file, 2PL estimate of {len(found.full.items)} items",
+        estimate_se=found.expected_se(),
+        shared_se=found.misfit_sd,
+    )
+
+
 def suite_item_counts(suite: LoadedSuite) -> dict[str, ItemCount]:
     """Items of every task of ``suite``, by task name."""
     counts = {}
     for t in suite.suite.tasks:
-        count = count_items(t, suite.include_dirs)
+        if t.anchor is not None:
+            count = anchored_count(t, suite.path)
+        else:
+            count = count_items(t, suite.include_dirs)
         for name in t.result_names():  # a task's profiles ask the same items
             counts[name] = count
     return counts

@@ -87,17 +87,40 @@ def estimate_full(
     not asked, and the misfit measured on held-out checkpoints.
     """
     y = np.atleast_2d(np.asarray(answers, dtype=np.float64))
-    n = items.a.size
-    rest = np.ones(n, dtype=bool)
-    rest[anchors] = False
-    anchor_items = ItemParams(items.a[anchors], items.b[anchors], items.floor)
-    rest_items = ItemParams(items.a[rest], items.b[rest], items.floor)
+    anchor_items, rest_items = _split(items, anchors)
     ab = ability(y, anchor_items, prior_sd=ABILITY_PRIOR_SD)
     p = rest_items.p(ab.theta)
-    score = (y.sum(axis=1) + p.sum(axis=1)) / n
-    slope = rest_items.slope(ab.theta).sum(axis=1) / n
-    variance = (slope * ab.sd) ** 2 + np.sum(p * (1 - p), axis=1) / n**2 + misfit_sd**2
-    return FullEstimate(score, np.sqrt(variance), ab.theta, ab.sd)
+    score = (y.sum(axis=1) + p.sum(axis=1)) / items.a.size
+    se = _band_se(rest_items, ab.theta, ab.sd, items.a.size, misfit_sd)
+    return FullEstimate(score, se, ab.theta, ab.sd)
+
+
+def expected_se(anchors: Array, items: ItemParams, misfit_sd: float, theta: float) -> float:
+    """The band's standard error (fraction) for a checkpoint of ability ``theta`` before it is
+    asked anything: the ability's sd from the anchors' Fisher information at ``theta`` (and the
+    prior), carried through as in ``estimate_full``. For planning (``tripwire policy check``)."""
+    anchor_items, rest_items = _split(items, anchors)
+    at = np.array([theta])
+    sd = 1.0 / np.sqrt(anchor_items.information(at).sum(axis=1) + 1.0 / ABILITY_PRIOR_SD**2)
+    return float(_band_se(rest_items, at, sd, items.a.size, misfit_sd)[0])
+
+
+def _split(items: ItemParams, anchors: Array) -> tuple[ItemParams, ItemParams]:
+    """(the anchors' parameters, every other item's)."""
+    rest = np.ones(items.a.size, dtype=bool)
+    rest[anchors] = False
+    return (
+        ItemParams(items.a[anchors], items.b[anchors], items.floor),
+        ItemParams(items.a[rest], items.b[rest], items.floor),
+    )
+
+
+def _band_se(rest: ItemParams, theta: Array, theta_sd: Array, n: int, misfit_sd: float) -> Array:
+    """Delta method for the ability, Bernoulli spread of the items not asked, and misfit."""
+    p = rest.p(theta)
+    slope = rest.slope(theta).sum(axis=1) / n
+    variance = (slope * theta_sd) ** 2 + np.sum(p * (1 - p), axis=1) / n**2 + misfit_sd**2
+    return np.asarray(np.sqrt(variance))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tripwire.errors import EvaluationError, SuiteError
-from tripwire.proxies.anchors import FullEstimate, estimate_full
+from tripwire.proxies.anchors import FullEstimate, estimate_full, expected_se
 from tripwire.proxies.irt import Array, ItemParams
 from tripwire.results import TaskResult
 
@@ -106,6 +106,11 @@ class AnchorFile(BaseModel):
     def index(self) -> Array:
         position = {h: i for i, h in enumerate(self.full.items)}
         return np.asarray([position[a.item] for a in self.anchors])
+
+    def expected_se(self, theta: float = 0.0) -> float:
+        """The band (fraction) of a checkpoint of ability ``theta`` (0: the fitted checkpoints'
+        mean ability), for planning."""
+        return expected_se(self.index, self.params, self.misfit_sd, theta)
 
     def estimate(self, outcomes: dict[str, float]) -> FullEstimate:
         """The full score from the anchors' outcomes (keyed by item); every anchor is needed."""
