@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--adaptive", type=int, default=100, help="checkpoints tested adaptively")
     parser.add_argument("--guessing", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--tiny-rounds", type=int, default=2, help="rounds of seconds on tiny models (0: skip)"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     world = make_world(rng, args.items, guessing=args.guessing)
@@ -178,6 +181,10 @@ def main() -> None:
     )
     for k, *_, static_decided in rows:
         print(f"| static anchors | {k} | {static_decided:.0%} | |")
+    if args.tiny_rounds > 0:
+        from proxy_seconds import seconds_table  # bench/, beside this file
+
+        print("\n" + "\n".join(seconds_table(args.tiny_rounds)))
 
 
 def power_rows(

@@ -26,10 +26,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from overhead import build  # sets the offline variables before any HF import
+
+if TYPE_CHECKING:
+    from tripwire.results import SuiteResult
 
 SIZES = {"tiny (2 layers, 64 wide, 0.1M)": (2, 64), "small (6 layers, 384 wide, 11M)": (6, 384)}
 
@@ -45,6 +49,14 @@ def resize(checkpoint: Path, layers: int, width: int) -> None:
 
 
 def evaluate(checkpoint: Path, suite: Path, workdir: Path, cache_root: Path | None) -> float:
+    """Wall time (s) of one evaluation, from hashing the checkpoint to the suite's result."""
+    return evaluated(checkpoint, suite, workdir, cache_root)[0]
+
+
+def evaluated(
+    checkpoint: Path, suite: Path, workdir: Path, cache_root: Path | None
+) -> tuple[float, SuiteResult]:
+    """``evaluate``'s wall time (s) and the result it timed."""
     from tripwire.runner import Runner
     from tripwire.runner.response_store import ResponseCache
     from tripwire.sources.hashing import HashCache
@@ -57,8 +69,40 @@ def evaluate(checkpoint: Path, suite: Path, workdir: Path, cache_root: Path | No
         content = hash_listing(list_dir(checkpoint), hashes)
     responses = ResponseCache(cache_root, 1024**3) if cache_root is not None else None
     runner = Runner(batch_size=32, cache_dir=workdir / "cache", responses=responses, progress=False)
-    runner.evaluate(checkpoint, load_suite(suite), content_hash=content)
-    return time.perf_counter() - started
+    result = runner.evaluate(checkpoint, load_suite(suite), content_hash=content)
+    return time.perf_counter() - started, result
+
+
+def measure(
+    checkpoint: Path,
+    suite: Path,
+    tasks: Path,
+    workdir: Path,
+    label: str,
+    size: tuple[int, int],
+    rounds: int,
+) -> dict[str, float]:
+    """Median wall times (s) of ``off``, ``cold``, ``warm`` and ``edited`` for the checkpoint
+    resized to ``size`` (layers, width), each round in a fresh cache; prints every round."""
+    layers, width = size
+    edited_task = sorted(tasks.glob("*.yaml"))[0]
+    original = edited_task.read_text()
+    resize(checkpoint, layers, width)
+    times: dict[str, list[float]] = {"cold": [], "warm": [], "edited": [], "off": []}
+    for r in range(rounds):
+        cache = workdir / f"responses-{layers}-{r}"
+        times["off"].append(evaluate(checkpoint, suite, workdir, None))
+        times["cold"].append(evaluate(checkpoint, suite, workdir, cache))
+        copy = shutil.copytree(checkpoint, workdir / f"copy-{layers}-{r}")
+        times["warm"].append(evaluate(copy, suite, workdir, cache))
+        edited_task.write_text(original.replace("version: 1.0", "version: 2.0"))
+        times["edited"].append(evaluate(copy, suite, workdir, cache))
+        edited_task.write_text(original)
+        print(
+            f"{label} round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
+            flush=True,
+        )
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -68,28 +112,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="tripwire-bench-responses-"))
     try:
         checkpoint, tasks, suite = build(workdir)
-        edited_task = sorted(tasks.glob("*.yaml"))[0]
-        original = edited_task.read_text()
         evaluate(checkpoint, suite, workdir, None)  # imports and the task index, untimed
-        rows = []
-        for label, (layers, width) in SIZES.items():
-            resize(checkpoint, layers, width)
-            times: dict[str, list[float]] = {"cold": [], "warm": [], "edited": [], "off": []}
-            for r in range(args.rounds):
-                cache = workdir / f"responses-{layers}-{r}"
-                times["off"].append(evaluate(checkpoint, suite, workdir, None))
-                times["cold"].append(evaluate(checkpoint, suite, workdir, cache))
-                copy = shutil.copytree(checkpoint, workdir / f"copy-{layers}-{r}")
-                times["warm"].append(evaluate(copy, suite, workdir, cache))
-                edited_task.write_text(original.replace("version: 1.0", "version: 2.0"))
-                times["edited"].append(evaluate(copy, suite, workdir, cache))
-                edited_task.write_text(original)
-                print(
-                    f"{label} round {r + 1}: "
-                    + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
-                    flush=True,
-                )
-            rows.append((label, {k: statistics.median(v) for k, v in times.items()}))
+        rows = [
+            (label, measure(checkpoint, suite, tasks, workdir, label, size, args.rounds))
+            for label, size in SIZES.items()
+        ]
         print("\nmedian wall time, 5 tasks x 200 items, CPU")
         print(
             f"{'model':34s} {'off':>8s} {'cold':>8s} {'warm':>8s} {'edited':>8s} "
