@@ -11,11 +11,18 @@ Prints, as Markdown (recorded in bench/README.md and docs/proxies.md):
 3. agreement of a delta rule (+5 points) decided by the engine (``evaluate_rule``) on the
    anchors' estimate and on every item, over simulated checkpoint pairs (most drift, 40% leap:
    ``tripwire.proxies.simulate.leaps``), overall and for true changes within 10 points of the
-   threshold (target >= 95% overall);
-4. the adaptive test (maximum information, stop when "score >= 50%?" is decided at 95%): items
-   needed against the static anchors, and the share each decides.
+   threshold (target >= 95% overall); for static anchor subsets and for a staged proxy
+   (``tripwire.proxies.staged``: 100, 200, 400 then 702 anchors while the question is open);
+4. ``tripwire policy check``'s MDE for the rule on an anchored task, and the engine's fire rate
+   at threshold + MDE (planned: 80%);
+5. the adaptive test (maximum information, stop when "score >= 50%?" is decided at 95%): items
+   needed against the static anchors, and the share each decides;
+6. on tiny models, through the real runner (``bench/proxy_seconds.py``): the seconds of a
+   100-anchor proxy against its 2,000-item task, and a cached re-evaluation against a cold one
+   (target under 5%).
 
-Usage: ``python bench/proxy.py [--items 14042] [--anchors 100,400] [--seed 0]``.
+Usage: ``python bench/proxy.py [--items 14042] [--anchors 100,400,702] [--stages ...]
+[--pairs 1000] [--tiny-rounds 2] [--seed 0]``.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=200)
     parser.add_argument("--anchors", default="100,400,702")
     parser.add_argument("--stages", default="100,200,400,702", help="nested staged-proxy sizes")
-    parser.add_argument("--pairs", type=int, default=300, help="checkpoint pairs decided")
+    parser.add_argument("--pairs", type=int, default=1000, help="checkpoint pairs decided")
     parser.add_argument("--adaptive", type=int, default=100, help="checkpoints tested adaptively")
     parser.add_argument("--guessing", type=float, default=0.25)
     parser.add_argument("--seed", type=int, default=0)
@@ -162,6 +169,7 @@ def main() -> None:
         )
     print()
     power_rows(world, fit.items, [(r[0], r[1].misfit_sd) for r in rows], rng, args)
+    bias_rows(world, fit.items, rng, args)
     k_max = max(r[0] for r in rows)
     asked, decided, wrong = [], 0, 0
     misfit = rows[-1][1].misfit_sd
@@ -215,8 +223,15 @@ def power_rows(
         }
     )
     rule = policy.rules[0]
-    print("| anchors | policy check: change se / MDE (detected, 95%) | fires at +5 + MDE |")
-    print("|---|---|---|")
+    header = [
+        "anchors",
+        "policy check: change se / MDE (detected, 95%)",
+        "measured: sd of the estimated change",
+        "mean estimated change for the true",
+        "fires at +5 + MDE",
+    ]
+    print("| " + " | ".join(header) + " |")
+    print("|---|---|---|---|---|")
     for k, misfit in anchor_sets:
         index = choose_anchors(fitted, k, args.seed).index
         se = expected_se(index, fitted, misfit, 0.0)
@@ -236,11 +251,49 @@ def power_rows(
         )
         rate = float(found.anchored.mean())
         margin = 1.96 * np.sqrt(rate * (1 - rate) / args.pairs)
+        answers = [world.answers(rng, np.array([0.0, rise])) for _ in range(args.pairs)]
+        changes = np.array(
+            [np.diff(estimate_full(a[:, index], index, fitted, misfit).score)[0] for a in answers]
+        )
         print(
-            f"| {k} | {part.band:.2f} / {part.mde:.1f} points | "
+            f"| {k} | {part.band:.2f} / {part.mde:.1f} points | {100 * changes.std():.2f} | "
+            f"{100 * changes.mean():.1f} for {5.0 + part.mde:.1f} | "
             f"{rate:.1%} +- {margin:.1%} (planned 80%) |"
         )
     print()
+
+
+BIAS_ABILITIES = (-1.0, 0.0, 1.2, 2.0)
+
+
+def bias_rows(
+    world: World, fitted: ItemParams, rng: np.random.Generator, args: argparse.Namespace
+) -> None:
+    """Where the anchors' estimate is biased: its mean error (points) at a few true abilities,
+    for 100 anchors chosen by information from the fitted parameters (what ``proxy fit``
+    does), 100 random anchors with the same parameters, and 100 chosen with the world's true
+    discrimination and difficulty; and the chosen anchors' true guessing floors."""
+    k, reps = 100, 300
+    oracle = ItemParams(world.items.a, world.items.b, fitted.floor)
+    designs = [
+        ("information, fitted parameters", fitted, choose_anchors(fitted, k, args.seed).index),
+        ("random, fitted parameters", fitted, np.sort(rng.choice(args.items, k, replace=False))),
+        ("information, true a and b", oracle, choose_anchors(oracle, k, args.seed).index),
+    ]
+    abilities = " | ".join(f"ability {t:+.1f}" for t in BIAS_ABILITIES)
+    print(f"| 100 anchors: mean error of the estimate (points) | {abilities} | anchors' floor |")
+    print("|---|" + "---|" * len(BIAS_ABILITIES) + "---|")
+    for label, items, index in designs:
+        cells = []
+        for theta in BIAS_ABILITIES:
+            answers = world.answers(rng, np.full(reps, theta))
+            est = estimate_full(answers[:, index], index, items)
+            cells.append(f"{100 * (est.score.mean() - world.p(np.array([theta])).mean()):+.2f}")
+        floor = float(world.guessing[index].mean())
+        print(f"| {label} | {' | '.join(cells)} | {floor:.3f} |")
+    print(
+        f"\nevery item's floor: mean {world.guessing.mean():.3f} (the fit assumes {fitted.floor})\n"
+    )
 
 
 def rise_to(world: World, change: float) -> float:

@@ -168,8 +168,7 @@ def _full_scores(task: str, answers: Array) -> list[Score]:
     """(baseline, current) scored on every item."""
     hashes = tuple(f"item{j}" for j in range(answers.shape[1]))
     return [
-        Score(task, float(row.mean()), None, row.size, True, hashes, row, "full")
-        for row in answers
+        Score(task, float(row.mean()), None, row.size, True, hashes, row, "full") for row in answers
     ]
 
 
