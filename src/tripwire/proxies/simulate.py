@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 
 import numpy as np
 
@@ -164,9 +165,14 @@ def staged_agreement(
     return StagedAgreement(agreement, np.array(stage_of), np.array(items))
 
 
+@cache
+def _item_keys(n: int) -> tuple[str, ...]:
+    return tuple(f"item{j}" for j in range(n))
+
+
 def _full_scores(task: str, answers: Array) -> list[Score]:
     """(baseline, current) scored on every item."""
-    hashes = tuple(f"item{j}" for j in range(answers.shape[1]))
+    hashes = _item_keys(answers.shape[1])
     return [
         Score(task, float(row.mean()), None, row.size, True, hashes, row, "full") for row in answers
     ]
@@ -177,7 +183,8 @@ def _anchor_scores(
 ) -> list[Score]:
     """(baseline, current) scored on the items ``index``: the anchors' estimate and band."""
     est = estimate_full(answers[:, index], index, fitted, misfit_sd)
-    hashes = tuple(f"item{j}" for j in index)
+    keys = _item_keys(fitted.a.size)
+    hashes = tuple(keys[j] for j in index)
     return [
         Score(
             task,
