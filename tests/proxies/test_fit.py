@@ -94,6 +94,8 @@ def test_fit_writes_an_anchor_file_that_show_prints(stored: tuple[Path, Database
     assert shown.exit_code == 0, shown.output
     assert f"anchors: {N_ANCHORS} of {N_ITEMS} items" in shown.output
     assert "held out (4-fold over 16 checkpoints)" in shown.output
+    planned = f"planned band at the fitted mean ability: se {100 * found.expected_se():.2f}"
+    assert planned in shown.output
 
 
 def test_too_few_checkpoints_is_a_one_line_error(

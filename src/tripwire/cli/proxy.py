@@ -81,6 +81,7 @@ def proxy_show(
     items: Annotated[bool, typer.Option(help="List every anchor with its parameters.")] = False,
 ) -> None:
     """Print an anchor file: what it was fitted on, its held-out error, its anchors."""
+    from tripwire.policy.sizes import estimates_change_se
     from tripwire.proxies.file import load_anchor_file
 
     try:
@@ -89,6 +90,8 @@ def proxy_show(
         raise fail(exc) from None
     p, held = found.provenance, found.held_out
     n = len(found.full.items)
+    se = found.expected_se()
+    change_se = estimates_change_se(se, found.misfit_sd)
     lines = [
         f"task {found.task} ({found.metric}), model {found.model} over a floor of "
         f"{found.floor:g}, selection: {found.selection}",
@@ -99,6 +102,9 @@ def proxy_show(
         f"{held.mae_points:.2f} points, random subset of the same size "
         f"{held.random_mae_points:.2f}; 95% band coverage {held.coverage_95:.0%}",
         f"misfit sd (part of every band): {100 * found.misfit_sd:.2f} points",
+        f"planned band at the fitted mean ability: se {100 * se:.2f} points; a change between "
+        f"two checkpoints on these anchors: se {100 * change_se:.2f} points "
+        "(what tripwire policy check plans with)",
     ]
     console.print("\n".join(lines), highlight=False)
     if items:

@@ -81,8 +81,13 @@ class ItemCount:
         shared misfit counted once (``tripwire.policy.compare.measure_change``)."""
         if self.estimate_se is None:
             return None
-        shared = self.shared_se or 0.0
-        return math.sqrt(max(2 * self.estimate_se**2 - 2 * shared**2, 0.0))
+        return estimates_change_se(self.estimate_se, self.shared_se or 0.0)
+
+
+def estimates_change_se(se: float, shared: float) -> float:
+    """Standard error of a change between two estimates from the same anchors, each with
+    standard error ``se`` of which ``shared`` is common to both and counted once."""
+    return math.sqrt(max(2 * se**2 - 2 * shared**2, 0.0))
 
 
 def known_task(name: str) -> KnownTask | None:
