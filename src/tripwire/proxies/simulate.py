@@ -97,17 +97,11 @@ def decision_agreement(
 ) -> Agreement:
     """Decide ``rule`` for checkpoints ``baselines + changes`` against ``baselines`` twice,
     through the engine's own ``evaluate_rule``: once with every item scored (paired item by
-    item), once with the anchors' estimate and band (``estimator: irt-anchor``)."""
-    task = rule_task(rule)
-    full_fired, anchor_fired = [], []
-    for base_theta, change in zip(baselines, changes, strict=True):
-        answers = world.answers(rng, np.array([base_theta, base_theta + change]))
-        full_fired.append(_fires(rule, _full_scores(task, answers), confidence))
-        anchored = _anchor_scores(task, answers, anchor_index, fitted, misfit_sd)
-        anchor_fired.append(_fires(rule, anchored, confidence))
-    return Agreement(
-        np.array(full_fired), np.array(anchor_fired), _true_change(world, baselines, changes)
-    )
+    item), once with the anchors' estimate and band (``estimator: irt-anchor``): a staged
+    proxy of one stage."""
+    return staged_agreement(
+        world, fitted, [anchor_index], misfit_sd, rule, rng, baselines, changes, confidence
+    ).agreement
 
 
 @dataclass(frozen=True, slots=True)
