@@ -153,6 +153,28 @@ def test_a_divergence_pools_each_set() -> None:
     assert (general.margin, risk.margin) == (5, 4)
 
 
+def test_a_divergence_pools_anchored_estimates_with_paired_items() -> None:
+    """An anchored task in a divergence set adds its estimates' change variance, not d / n."""
+    rule = {
+        "id": "d",
+        "type": "divergence",
+        "general": ["a", "b"],
+        "risk": ["c"],
+        "general_rise": 5,
+        "risk_max_rise": 1,
+        "sequential": "none",
+    }
+    policy = Policy.model_validate({"name": "p", "proxy_suite": "x.yaml", "rules": [rule]})
+    anchored = ItemCount(100, "anchor file", estimate_se=0.03, shared_se=0.01)
+    counts = {"a": anchored, "b": ItemCount(1000, "test"), "c": ItemCount(1000, "test")}
+    (row,) = policy_power(policy, counts, Planning())
+    general, _ = row.parts
+    change_var = 2 * 0.03**2 - 2 * 0.01**2
+    se = 100 * math.sqrt(change_var + 0.25 / 1000) / 2
+    assert general.mde == pytest.approx((Z95 + Z80) * se)
+    assert general.items == 1100
+
+
 UNDERPOWERED = """\
 name: thin
 proxy_suite: proxy.yaml
