@@ -39,6 +39,7 @@ def proxy_fit(
     """Fit a 2PL on every stored checkpoint's full-item outcomes of SUITE, choose anchors,
     validate on held-out checkpoints and write one anchor file per task (TASK.json)."""
     from tripwire import __version__
+    from tripwire.policy.sizes import estimates_change_se
     from tripwire.proxies.file import write_anchor_file
     from tripwire.proxies.fit import fit_anchor_file
     from tripwire.store.db import Database
@@ -64,11 +65,13 @@ def proxy_fit(
                 path = folder / f"{name}.json"
                 write_anchor_file(found, path)
                 held = found.held_out
+                change_se = estimates_change_se(found.expected_se(), found.misfit_sd)
                 console.print(
                     f"{path}: {len(found.anchors)} anchors of {len(found.full.items)} items, "
                     f"fitted on {held.checkpoints} checkpoints; held out: MAE "
                     f"{held.mae_points:.2f} points (random {held.random_mae_points:.2f}), "
-                    f"95% band coverage {held.coverage_95:.0%}",
+                    f"95% band coverage {held.coverage_95:.0%}; a change between two "
+                    f"checkpoints: se {100 * change_se:.2f} points",
                     highlight=False,
                 )
     except TripwireError as exc:

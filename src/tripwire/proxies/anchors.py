@@ -1,11 +1,12 @@
 """Anchor subsets: a few items, chosen and weighted by a fitted 2PL, that estimate the full score.
 
 Pure numpy over a response matrix (checkpoints by rows, items by columns). ``choose_anchors``
-clusters the items by their fitted parameters and keeps the item nearest each cluster's centre,
-weighted by the cluster's share of the benchmark (tinyBenchmarks' IRT clustering);
-``estimate_full`` turns a checkpoint's answers to the anchors into an estimate of its score on
-every item with a standard error; ``cross_validate`` measures that error on checkpoints left
-out of the fit and calibrates the part of it the model cannot see (``misfit_sd``).
+picks, greedily, the items that measure ability best over the range that matters, and weights
+each by the share of the benchmark nearest it in parameter space (as tinyBenchmarks weights its
+clusters); ``estimate_full`` turns a checkpoint's answers to the anchors into an estimate of
+its score on every item with a standard error; ``cross_validate`` measures that error on
+checkpoints left out of the fit and calibrates the part of it the model cannot see
+(``misfit_sd``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def choose_anchors(items: ItemParams, k: int, seed: int = 0) -> Anchors:
     that most raises the sum over the range of log(1 + test information) (so no ability is
     left unmeasured). Weights: each item of the benchmark counts for the anchor nearest it in
     standardised (difficulty, log discrimination), as tinyBenchmarks weights its clusters.
-    ``seed`` breaks ties only: the choice is deterministic given the parameters."""
+    ``seed`` breaks ties only: the choice is deterministic given the parameters. The anchors
+    come in the order chosen, so the first j of them are the anchors ``k = j`` would choose
+    (nested stages: ``tripwire.proxies.staged``)."""
     n = items.a.size
     if k >= n:
         return Anchors(np.arange(n), np.full(n, 1.0 / n))
@@ -56,7 +59,7 @@ def choose_anchors(items: ItemParams, k: int, seed: int = 0) -> Anchors:
         chosen.append(best)
         taken[best] = True
         total += info[:, best]
-    index = np.sort(np.asarray(chosen))
+    index = np.asarray(chosen)
     features = np.column_stack([items.b, np.log(items.a)])
     features = (features - features.mean(axis=0)) / (features.std(axis=0) + 1e-12)
     nearest = np.argmin(
