@@ -61,6 +61,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000, help="checkpoint pairs decided")
     parser.add_argument("--adaptive", type=int, default=100, help="checkpoints tested adaptively")
     parser.add_argument("--guessing", type=float, default=0.25)
+    parser.add_argument(
+        "--shared", type=float, default=0.8, help="share of luck two checkpoints share (rows)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--tiny-rounds", type=int, default=2, help="rounds of seconds on tiny models (0: skip)"
@@ -86,15 +89,12 @@ def main() -> None:
         random_errors = held[:, pick].mean(axis=1) - truth
         agreement = {}
         for mode in ("detected", "point"):
-            rule = DeltaRule.model_validate(
-                {"id": "r", "type": "delta", "benchmarks": ["t"], "threshold": 5.0, "mode": mode}
-            )
             agreement[mode] = decision_agreement(
                 world,
                 fit.items,
                 anchors.index,
                 validation.misfit_sd,
-                rule,
+                delta_rule(mode),
                 rng,
                 rng.normal(0.0, 1.0, args.pairs),
                 leaps(rng, args.pairs),
@@ -147,27 +147,43 @@ def main() -> None:
     ]
     print("| " + " | ".join(header) + " |")
     print("|---|---|---|---|")
-    for mode in ("detected", "point"):
-        staged = staged_agreement(
-            world,
-            fit.items,
-            stages,
-            rows[0][1].misfit_sd,
-            DeltaRule.model_validate(
-                {"id": "r", "type": "delta", "benchmarks": ["t"], "threshold": 5.0, "mode": mode}
-            ),
-            rng,
-            rng.normal(0.0, 1.0, args.pairs),
-            leaps(rng, args.pairs),
-        )
-        share = staged.items / args.items
-        counts = np.bincount(staged.stage, minlength=len(sizes))
-        print(
-            f"| {mode} | {staged.agreement.rate:.1%} | {share.mean():.1%} / "
-            f"{np.median(share):.1%} / {share.max():.1%} | "
-            f"{' / '.join(f'{c / args.pairs:.0%}' for c in counts)} |"
-        )
+    coupled = World(world.items, world.guessing, shared=args.shared)
+    for label, among in (("", world), (f", {args.shared:.0%} of the luck shared", coupled)):
+        for mode in ("detected", "point"):
+            staged = staged_agreement(
+                among,
+                fit.items,
+                stages,
+                rows[0][1].misfit_sd,
+                delta_rule(mode),
+                rng,
+                rng.normal(0.0, 1.0, args.pairs),
+                leaps(rng, args.pairs),
+            )
+            share = staged.items / args.items
+            counts = np.bincount(staged.stage, minlength=len(sizes))
+            print(
+                f"| {mode}{label} | {staged.agreement.rate:.1%} | {share.mean():.1%} / "
+                f"{np.median(share):.1%} / {share.max():.1%} | "
+                f"{' / '.join(f'{c / args.pairs:.0%}' for c in counts)} |"
+            )
     print()
+    static = decision_agreement(
+        coupled,
+        fit.items,
+        stages[-1],
+        rows[0][1].misfit_sd,
+        delta_rule("detected"),
+        rng,
+        rng.normal(0.0, 1.0, args.pairs),
+        leaps(rng, args.pairs),
+    )
+    pair = coupled.answers(rng, np.array([0.0, 0.0]))
+    print(
+        f"{args.shared:.0%} of the luck shared (discordance of two equal checkpoints "
+        f"{np.mean(pair[0] != pair[1]):.2f}): {sizes[-1]} static anchors agree on "
+        f"{static.rate:.1%} in detected mode\n"
+    )
     power_rows(world, fit.items, [(r[0], r[1].misfit_sd) for r in rows], rng, args)
     bias_rows(world, fit.items, rng, args)
     k_max = max(r[0] for r in rows)
@@ -193,6 +209,13 @@ def main() -> None:
         from proxy_seconds import seconds_table  # bench/, beside this file
 
         print("\n" + "\n".join(seconds_table(args.tiny_rounds)))
+
+
+def delta_rule(mode: str) -> DeltaRule:
+    """The +5-point delta rule every agreement table decides."""
+    return DeltaRule.model_validate(
+        {"id": "r", "type": "delta", "benchmarks": ["t"], "threshold": 5.0, "mode": mode}
+    )
 
 
 def power_rows(

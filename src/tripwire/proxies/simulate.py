@@ -35,10 +35,19 @@ class World:
             self.guessing[None, :] + (1.0 - self.guessing[None, :]) * self.items.p(theta)
         )
 
+    shared: float = 0.0
+    """Share of the items on which every checkpoint asked together has the same luck (one
+    uniform draw for all rows): successive checkpoints of one run agree on most items, where
+    independent draws (0) make them disagree as much as their scores allow."""
+
     def answers(self, rng: np.random.Generator, theta: Array) -> Array:
         """0/1 answers of checkpoints with abilities ``theta`` (rows) to every item (columns)."""
         p = self.p(np.atleast_1d(theta))
-        return (rng.random(p.shape) < p).astype(np.float64)
+        luck = np.asarray(rng.random(p.shape))
+        if self.shared > 0:
+            same = rng.random(p.shape[1]) < self.shared
+            luck[:, same] = luck[0, same]
+        return (luck < p).astype(np.float64)
 
 
 def make_world(rng: np.random.Generator, n_items: int, guessing: float = 0.0) -> World:
