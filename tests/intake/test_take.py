@@ -83,13 +83,17 @@ def test_the_watcher_takes_object_store_checkpoints_once_and_announced_uris_thro
     bucket.upload_folder(other, "ckpts/run-b/late/step-5")  # deeper than a run: announced
     sent: list[tuple[str, int]] = []
     ctx = context_from_settings(settings, lambda name, job_id, **_: sent.append((name, job_id)))
-    store = ObjectStoreSource(
-        root,
-        bucket.fs,
-        cursors=DatabaseCursors(ctx.db),
-        cache=CheckpointCache(tmp_path / "objects", 10**9),
-        quiet_period_s=1e12,
-    )
+
+    def source() -> ObjectStoreSource:
+        return ObjectStoreSource(
+            root,
+            bucket.fs,
+            cursors=DatabaseCursors(ctx.db),
+            cache=CheckpointCache(tmp_path / "objects", 10**9),
+            quiet_period_s=1e12,
+        )
+
+    store = source()
     watcher = Watcher(ctx, [store])
     watcher.fetch = store.fetch
     with TestClient(create_app(settings)) as client:
@@ -103,12 +107,6 @@ def test_the_watcher_takes_object_store_checkpoints_once_and_announced_uris_thro
         assert rows["run-a"].step == 100 and rows["run-b/late"].stage == "sft"
         paths = {loc.path for loc in rows["run-a"].locations}
         assert f"{root}/run-a/step-000100" in paths
-    restarted = ObjectStoreSource(
-        root,
-        bucket.fs,
-        cursors=DatabaseCursors(ctx.db),
-        cache=CheckpointCache(tmp_path / "objects", 10**9),
-        quiet_period_s=1e12,
-    )
+    restarted = source()
     assert restarted.scan().ready == []  # the cursor in the database is past it
     ctx.db.dispose()

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.helpers import make_checkpoint, write_tasks
 from tripwire.settings import Settings
+from tripwire.store.models import JobKind
 
 PROXY = """\
 name: tiny-proxy
@@ -59,15 +61,16 @@ class Workspace:
         return final
 
 
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+def make_workspace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str = POLICY
+) -> Workspace:
+    """The tiny proxy suite, ``policy`` and an empty checkpoints folder, under ``tmp_path``."""
     for var in ("TRIPWIRE_BROKER_URL", "TRIPWIRE_DATABASE_URL", "TRIPWIRE_POLICY", "TRIPWIRE_HOME"):
         monkeypatch.delenv(var, raising=False)
     write_tasks(tmp_path / "evals" / "tiny")
     (tmp_path / "evals" / "proxy.yaml").write_text(PROXY)
-    (tmp_path / "evals" / "deep.yaml").write_text(DEEP)
     (tmp_path / "triggers").mkdir()
-    (tmp_path / "triggers" / "policy.yaml").write_text(POLICY)
+    (tmp_path / "triggers" / "policy.yaml").write_text(policy)
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     settings = Settings(
@@ -78,6 +81,13 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
         scan_interval_s=0.2,
     )
     return Workspace(tmp_path, checkpoints, settings)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    found = make_workspace(tmp_path, monkeypatch)
+    (tmp_path / "evals" / "deep.yaml").write_text(DEEP)
+    return found
 
 
 def corrupt_copy(source: Path, target: Path) -> Path:
@@ -92,20 +102,42 @@ def deep_suite_workspace(
 ) -> Workspace:
     """The tiny proxy suite and policy, with fired rules dispatching ``deep_suite`` (a suite
     file already written under ``tmp_path / "evals"``): for deep suites beyond lm-eval."""
-    for var in ("TRIPWIRE_BROKER_URL", "TRIPWIRE_DATABASE_URL", "TRIPWIRE_POLICY"):
-        monkeypatch.delenv(var, raising=False)
-    write_tasks(tmp_path / "evals" / "tiny")
-    (tmp_path / "evals" / "proxy.yaml").write_text(PROXY)
-    (tmp_path / "triggers").mkdir()
-    (tmp_path / "triggers" / "policy.yaml").write_text(
-        POLICY.replace("../evals/deep.yaml", f"../evals/{deep_suite.name}")
+    policy = POLICY.replace("../evals/deep.yaml", f"../evals/{deep_suite.name}")
+    return make_workspace(tmp_path, monkeypatch, policy)
+
+
+@dataclass
+class DeepRun:
+    """A workspace after one landed checkpoint fired its rule and the deep suite ran."""
+
+    workspace: Workspace
+    job_kinds: list[JobKind]
+    level_verdicts: dict[str, str | None]
+    """The deep evaluation's tasks, each with its level verdict."""
+    page: Path
+    """The checkpoint's report page (JSON; the HTML beside it)."""
+
+
+def fire_deep_suite(tmp_path: Path, deep_suite: Path, monkeypatch: pytest.MonkeyPatch) -> DeepRun:
+    """Land one checkpoint in a ``deep_suite_workspace``, run the loop until it settles (every
+    job done, one deep evaluation stored) and find the checkpoint's report page."""
+    from tripwire.jobs.service import Service
+    from tripwire.store.models import Evaluation, Job, JobState
+
+    workspace = deep_suite_workspace(tmp_path, deep_suite, monkeypatch)
+    workspace.land("step-100", seed=1)
+    with Service(workspace.settings, [workspace.checkpoints]) as service:
+        service.watcher.poll_once()
+        assert service.wait_until_settled(timeout_s=600)
+        with service.ctx.db.session() as s:
+            jobs = s.scalars(select(Job)).all()
+            assert all(j.state == JobState.done for j in jobs), [(j.key, j.error) for j in jobs]
+            (evaluation,) = s.scalars(select(Evaluation).where(Evaluation.kind == "deep")).all()
+            kinds = [j.kind for j in jobs]
+            verdicts = {t.task: t.level_verdict for t in evaluation.scores}
+    page = next(
+        p
+        for p in (workspace.settings.resolved_report_dir() / "run-a").glob("step-100-*.json")
+        if "-items" not in p.name
     )
-    (tmp_path / "checkpoints").mkdir()
-    settings = Settings(
-        home=tmp_path / "home",
-        database_url=f"sqlite:///{tmp_path / 'home' / 'tripwire.db'}",
-        policy=tmp_path / "triggers" / "policy.yaml",
-        quiet_period_s=1.0,
-        scan_interval_s=0.2,
-    )
-    return Workspace(tmp_path, tmp_path / "checkpoints", settings)
+    return DeepRun(workspace, kinds, verdicts, page)

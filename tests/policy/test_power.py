@@ -137,17 +137,19 @@ def test_a_level_must_tell_its_alert_level_from_its_critical_level() -> None:
     assert part.status == "underpowered"
 
 
+DIVERGENCE = {
+    "id": "d",
+    "type": "divergence",
+    "general": ["a", "b"],
+    "risk": ["c"],
+    "general_rise": 5,
+    "risk_max_rise": 1,
+    "sequential": "none",
+}
+
+
 def test_a_divergence_pools_each_set() -> None:
-    rule = {
-        "id": "d",
-        "type": "divergence",
-        "general": ["a", "b"],
-        "risk": ["c"],
-        "general_rise": 5,
-        "risk_max_rise": 1,
-        "sequential": "none",
-    }
-    (row,) = _power(rule, {"a": 1000, "b": 1000, "c": 1000})
+    (row,) = _power(DIVERGENCE, {"a": 1000, "b": 1000, "c": 1000})
     general, risk = row.parts  # type: ignore[attr-defined]
     assert general.mde == pytest.approx((Z95 + Z80) * 100 * math.sqrt(0.25 / 1000) / math.sqrt(2))
     assert (general.margin, risk.margin) == (5, 4)
@@ -155,16 +157,7 @@ def test_a_divergence_pools_each_set() -> None:
 
 def test_a_divergence_pools_anchored_estimates_with_paired_items() -> None:
     """An anchored task in a divergence set adds its estimates' change variance, not d / n."""
-    rule = {
-        "id": "d",
-        "type": "divergence",
-        "general": ["a", "b"],
-        "risk": ["c"],
-        "general_rise": 5,
-        "risk_max_rise": 1,
-        "sequential": "none",
-    }
-    policy = Policy.model_validate({"name": "p", "proxy_suite": "x.yaml", "rules": [rule]})
+    policy = Policy.model_validate({"name": "p", "proxy_suite": "x.yaml", "rules": [DIVERGENCE]})
     anchored = ItemCount(100, "anchor file", estimate_se=0.03, shared_se=0.01)
     counts = {"a": anchored, "b": ItemCount(1000, "test"), "c": ItemCount(1000, "test")}
     (row,) = policy_power(policy, counts, Planning())

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from tests.helpers import make_checkpoint
 from tripwire.errors import EvaluationError, SuiteError
@@ -144,28 +143,12 @@ def test_command_suites_are_deep_and_name_scores_not_lm_eval_settings(tmp_path: 
 def test_a_fired_rule_dispatches_the_command_and_the_report_shows_its_scores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.jobs.conftest import deep_suite_workspace
-    from tripwire.jobs.service import Service
-    from tripwire.store.models import Evaluation, Job, JobKind, JobState
+    from tests.jobs.conftest import fire_deep_suite
+    from tripwire.store.models import JobKind
 
-    workspace = deep_suite_workspace(tmp_path, write_command_suite(tmp_path / "evals"), monkeypatch)
-    settings = workspace.settings
-    workspace.land("step-100", seed=1)
-    with Service(settings, [workspace.checkpoints]) as service:
-        service.watcher.poll_once()
-        assert service.wait_until_settled(timeout_s=600)
-        with service.ctx.db.session() as s:
-            jobs = s.scalars(select(Job)).all()
-            assert all(j.state == JobState.done for j in jobs), [(j.key, j.error) for j in jobs]
-            assert [j.kind for j in jobs].count(JobKind.deep_eval) == 1
-            (evaluation,) = s.scalars(select(Evaluation).where(Evaluation.kind == "deep")).all()
-            scores = {t.task: t for t in evaluation.scores}
-            assert set(scores) == {"bio_uplift", "cyber_ctf"}
-            assert scores["bio_uplift"].level_verdict is not None
-    page = next(
-        p
-        for p in (settings.resolved_report_dir() / "run-a").glob("step-100-*.json")
-        if "-items" not in p.name
-    )
-    text = json.loads(page.read_text())
+    run = fire_deep_suite(tmp_path, write_command_suite(tmp_path / "evals"), monkeypatch)
+    assert run.job_kinds.count(JobKind.deep_eval) == 1
+    assert set(run.level_verdicts) == {"bio_uplift", "cyber_ctf"}
+    assert run.level_verdicts["bio_uplift"] is not None
+    text = json.loads(run.page.read_text())
     assert "bio_uplift" in json.dumps(text) and "lab-harness" in json.dumps(text)

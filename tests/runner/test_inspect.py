@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from tests.helpers import make_checkpoint
 from tripwire.errors import EvaluationError
@@ -87,26 +86,11 @@ def test_an_inspect_suite_past_its_time_limit_fails(tmp_path: Path) -> None:
 def test_a_fired_rule_dispatches_inspect_tasks_and_the_report_links_their_logs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tests.jobs.conftest import deep_suite_workspace
-    from tripwire.jobs.service import Service
-    from tripwire.store.models import Evaluation, Job, JobState
+    from tests.jobs.conftest import fire_deep_suite
 
-    workspace = deep_suite_workspace(tmp_path, write_inspect_suite(tmp_path / "evals"), monkeypatch)
-    settings = workspace.settings
-    workspace.land("step-100", seed=1)
-    with Service(settings, [workspace.checkpoints]) as service:
-        service.watcher.poll_once()
-        assert service.wait_until_settled(timeout_s=600)
-        with service.ctx.db.session() as s:
-            jobs = s.scalars(select(Job)).all()
-            assert all(j.state == JobState.done for j in jobs), [(j.key, j.error) for j in jobs]
-            (evaluation,) = s.scalars(select(Evaluation).where(Evaluation.kind == "deep")).all()
-            assert len(evaluation.scores) == 2
-    page = next(
-        p
-        for p in (settings.resolved_report_dir() / "run-a").glob("step-100-*.json")
-        if "-items" not in p.name
-    )
+    run = fire_deep_suite(tmp_path, write_inspect_suite(tmp_path / "evals"), monkeypatch)
+    assert len(run.level_verdicts) == 2
+    page, settings = run.page, run.workspace.settings
     (deep_result,) = json.loads(page.read_text())["deep"]
     assert deep_result["suite_name"] == "agentic" and len(deep_result["logs"]) == 2
     assert all(log.startswith(str(settings.home / "logs")) for log in deep_result["logs"])

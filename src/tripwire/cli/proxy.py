@@ -39,7 +39,6 @@ def proxy_fit(
     """Fit a 2PL on every stored checkpoint's full-item outcomes of SUITE, choose anchors,
     validate on held-out checkpoints and write one anchor file per task (TASK.json)."""
     from tripwire import __version__
-    from tripwire.policy.sizes import estimates_change_se
     from tripwire.proxies.file import write_anchor_file
     from tripwire.proxies.fit import fit_anchor_file
     from tripwire.store.db import Database
@@ -65,7 +64,7 @@ def proxy_fit(
                 path = folder / f"{name}.json"
                 write_anchor_file(found, path)
                 held = found.held_out
-                change_se = estimates_change_se(found.expected_se(), found.misfit_sd)
+                change_se = found.change_se()
                 console.print(
                     f"{path}: {len(found.anchors)} anchors of {len(found.full.items)} items, "
                     f"fitted on {held.checkpoints} checkpoints; held out: MAE "
@@ -84,7 +83,6 @@ def proxy_show(
     items: Annotated[bool, typer.Option(help="List every anchor with its parameters.")] = False,
 ) -> None:
     """Print an anchor file: what it was fitted on, its held-out error, its anchors."""
-    from tripwire.policy.sizes import estimates_change_se
     from tripwire.proxies.file import load_anchor_file
 
     try:
@@ -94,7 +92,7 @@ def proxy_show(
     p, held = found.provenance, found.held_out
     n = len(found.full.items)
     se = found.expected_se()
-    change_se = estimates_change_se(se, found.misfit_sd)
+    change_se = found.change_se()
     lines = [
         f"task {found.task} ({found.metric}), model {found.model} over a floor of "
         f"{found.floor:g}, selection: {found.selection}",

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tripwire.errors import EvaluationError, SuiteError
+from tripwire.policy.sizes import estimates_change_se
 from tripwire.proxies.anchors import FullEstimate, estimate_full, expected_se
 from tripwire.proxies.irt import Array, ItemParams
 from tripwire.results import TaskResult
@@ -111,6 +112,11 @@ class AnchorFile(BaseModel):
         """The band (fraction) of a checkpoint of ability ``theta`` (0: the fitted checkpoints'
         mean ability), for planning."""
         return expected_se(self.index, self.params, self.misfit_sd, theta)
+
+    def change_se(self) -> float:
+        """The band (fraction) of a change between two checkpoints of the mean ability scored
+        on these anchors, their shared misfit counted once: what ``policy check`` plans with."""
+        return estimates_change_se(self.expected_se(), self.misfit_sd)
 
     def estimate(self, outcomes: dict[str, float]) -> FullEstimate:
         """The full score from the anchors' outcomes (keyed by item); every anchor is needed."""
