@@ -16,6 +16,7 @@ from tripwire.decisions.inputs import score_of
 from tripwire.errors import SuiteError
 from tripwire.policy.check import check_policy, power_table
 from tripwire.policy.compare import measure_change, measure_score
+from tripwire.policy.validity import policy_row
 from tripwire.proxies.file import anchored, load_anchor_file
 from tripwire.proxies.simulate import make_world
 from tripwire.results import ItemOutcomes, SuiteResult, TaskResult, Versions
@@ -198,3 +199,5 @@ def test_policy_check_plans_anchored_tasks_with_the_anchor_files_band(
     console = Console(record=True, width=240)
     console.print(power_table(checked))
     assert "20 anchors" in console.export_text()
+    with pytest.raises(ValueError, match="t scored on anchors: this simulation draws paired"):
+        policy_row(checked.loaded)  # bench/validity.py's model does not apply to them

@@ -305,6 +305,12 @@ def policy_row(
     policy = loaded.policy
     d = policy.planning.discordance or DEFAULT_DISCORDANCE
     counts = suite_item_counts(loaded.proxy_suite)
+    anchored = sorted(t for t, c in counts.items() if c.estimate_se is not None)
+    if anchored:
+        raise ValueError(
+            f"{loaded.path}: {', '.join(anchored)} scored on anchors: this simulation draws "
+            "paired items, not anchor estimates (bench/proxy.py measures those)"
+        )
     items = {t: c.items for t, c in counts.items() if c.items}
     null = _null_accuracies(policy, items)
     models = {t: _model(d, acc, 0.0) for t, acc in null.items()}
